@@ -1,0 +1,3 @@
+from integration_signals.cli import main
+
+main()

@@ -1,0 +1,3 @@
+"""Command modules, one per layer; importing them registers their commands."""
+
+from integration_signals.commands import store_cmds  # noqa: F401

@@ -1,0 +1,1 @@
+"""Scoring: what the data means (health score, funnel, retention, impact, signals)."""

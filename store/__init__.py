@@ -1,0 +1,1 @@
+"""The bottom layer: tables, engine, migrations, ingest, account import and demo data."""

@@ -1,0 +1,1 @@
+"""Reverse ETL into CRMs: plan against a ledger, batch, write, record."""

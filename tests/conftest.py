@@ -1,0 +1,100 @@
+"""Shared fixtures. The database comes from SIGNALS_TEST_DATABASE_URL: unset or
+``sqlite`` gives a fresh SQLite file per test; a PostgreSQL URL gives a private
+database created for the session, emptied between tests."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
+
+from store.engine import make_engine
+
+_ENV_PREFIXES = ("SIGNALS_", "SALESFORCE_", "HUBSPOT_", "SLACK_")
+
+
+def _requested_url() -> str:
+    return os.environ.get("SIGNALS_TEST_DATABASE_URL", "sqlite") or "sqlite"
+
+
+@pytest.fixture(scope="session")
+def _pg_database() -> Iterator[str | None]:
+    requested = _requested_url()
+    if requested == "sqlite" or requested.startswith("sqlite"):
+        yield None
+        return
+    base = make_url(requested).set(drivername="postgresql+psycopg")
+    name = f"signals_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        from store import engine as engine_mod
+
+        engine_mod._migrated.clear()
+        with admin.connect() as conn:
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                {"n": name},
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+def _truncate_all(url: str) -> None:
+    engine = make_engine(url)
+    from sqlmodel import SQLModel
+
+    names = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def db_url(_pg_database: str | None, tmp_path: Path) -> str:
+    """A database URL with an empty, migrated schema, private to this test."""
+    if _pg_database is None:
+        return f"sqlite:///{tmp_path / 'signals.db'}"
+    _truncate_all(_pg_database)
+    return _pg_database
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests start from an environment without our settings or credentials."""
+    for key in list(os.environ):
+        if key.startswith(_ENV_PREFIXES) and key != "SIGNALS_TEST_DATABASE_URL":
+            monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture
+def cli(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Run `signals ...` in-process against the test database; returns the Result."""
+    from integration_signals import commands  # noqa: F401
+    from integration_signals.cli import app
+
+    monkeypatch.setenv("SIGNALS_DATABASE_URL", db_url)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    def run(*args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+        return runner.invoke(app, list(args), env=env, catch_exceptions=False)
+
+    return run
