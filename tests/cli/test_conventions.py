@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -54,6 +55,14 @@ def test_init_writes_an_example_config(cli, tmp_path: Path):
     assert cli("init", "--path", str(tmp_path / "s.toml")).exit_code == 1
 
 
+def _bare_env(home: Path) -> dict[str, str]:
+    """Nothing configured: no SIGNALS_* or credentials (PYTHONPATH kept for worktrees)."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home)}
+    if os.environ.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return env
+
+
 def test_demo_builds_from_a_fresh_directory(tmp_path: Path):
     """`signals demo` with nothing configured: an SQLite file in the working directory."""
     result = subprocess.run(
@@ -62,7 +71,7 @@ def test_demo_builds_from_a_fresh_directory(tmp_path: Path):
         capture_output=True,
         text=True,
         timeout=300,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        env=_bare_env(tmp_path),
     )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
@@ -75,7 +84,7 @@ def test_demo_builds_from_a_fresh_directory(tmp_path: Path):
         capture_output=True,
         text=True,
         timeout=300,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        env=_bare_env(tmp_path),
     )
     assert again.returncode == 0, again.stderr  # rebuilding replaces the old demo data
     assert json.loads(again.stdout)["events"]["accepted"] == data["events"]["accepted"]
