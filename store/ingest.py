@@ -26,15 +26,18 @@ from sqlalchemy import Engine, select
 
 from integration_signals.settings import Config
 from store.bulk import Bulk
-from store.events import (
+from store.events import (  # noqa: F401  (names re-exported as the ingest API)
+    EVENT_TYPES,
     RawRecord,
     Reject,
+    Rejected,
     open_records,
     parse_jsonl_chunk,
     parse_records,
     read_csv,  # noqa: F401  (re-exported: the readers are part of the ingest API)
     read_jsonl,  # noqa: F401
     read_objects,  # noqa: F401
+    validate_event,
 )
 from store.models import Account, Integration, Quarantine
 from store.sql import chunked, upsert, utcnow
