@@ -94,7 +94,7 @@ class Ingestor:
         self.batch_size = config.ingest.batch_size
         self.report = IngestReport()
         self._known_integrations: set[str] | None = None
-        self._touched: set[str] = set()
+        self._known_accounts: set[str] = set()
         self._usage: dict[tuple[str, str], dict[str, Any]] = {}
         self._conns: dict[str, dict[str, Any]] = {}
         self._accounts: set[str] = set()
@@ -443,36 +443,31 @@ class Ingestor:
             bulk.upsert_many(t, columns, values, conflict="connection_id", updates=updates)
 
     def _touch_accounts(self, conn: Any, account_ids: set[str]) -> None:
-        """Create stub accounts for unknown ids and mark every touched account as changed
-        (once per run: the mark is this run's clock)."""
-        fresh = account_ids - self._touched
-        if not fresh:
+        """Create stub accounts for unknown ids and mark every account this transaction
+        touched as changed, stamped at write time (inside the writing transaction), so
+        an incremental scoring run that read before this commit still rescores them."""
+        if not account_ids:
             return
+        stamp = utcnow()
         t = Account.__table__
-        existing: set[str] = set()
-        ids = sorted(fresh)
-        for part in chunked(ids, 500):
-            existing.update(
+        known = self._known_accounts
+        unknown = sorted(account_ids - known)
+        for part in chunked(unknown, 500):
+            known.update(
                 conn.execute(select(t.c.account_id).where(t.c.account_id.in_(part))).scalars()
             )
-        new = [a for a in ids if a not in existing]
+        new = [a for a in unknown if a not in known]
         if new:
             rows = [
-                {
-                    "account_id": a,
-                    "is_stub": True,
-                    "data_changed_at": self.now,
-                    "updated_at": self.now,
-                }
+                {"account_id": a, "is_stub": True, "data_changed_at": stamp, "updated_at": stamp}
                 for a in new
             ]
             upsert(conn, t, rows, keys=["account_id"], update=None)
             self.report.new_accounts.extend(new)
-        for part in chunked(sorted(existing), 500):
-            conn.execute(
-                t.update().where(t.c.account_id.in_(part)).values(data_changed_at=self.now)
-            )
-        self._touched |= fresh
+            known.update(new)
+        existing = sorted(account_ids - set(new))
+        for part in chunked(existing, 500):
+            conn.execute(t.update().where(t.c.account_id.in_(part)).values(data_changed_at=stamp))
 
     def _add_integrations(self, conn: Any, keys: set[str]) -> None:
         rows = [
