@@ -17,6 +17,7 @@ Prints medians and ratios and writes them into bench/README.md.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -362,13 +363,22 @@ def main() -> None:
             f" in {t_gen:.1f}s",
             flush=True,
         )
-        fulls = []
+        fulls, phases = [], []
         for i in range(args.runs):
             clear_scores(engine)
             t, report = timed(lambda: score_accounts(engine, config, as_of=END, full=True))
             assert len(report.rescored) == args.accounts, len(report.rescored)
             fulls.append(t)
-            print(f"full run {i + 1}: {t:.2f}s", flush=True)
+            marks = report.timings
+            phases.append(
+                (marks["read"], marks["score"] - marks["read"], marks["write"] - marks["score"])
+            )
+            print(
+                f"full run {i + 1}: {t:.2f}s (read {phases[-1][0]:.2f}, score"
+                f" {phases[-1][1]:.2f}, write {phases[-1][2]:.2f}; load average"
+                f" {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
         nochange = []
         for i in range(args.runs):
             t, report = timed(lambda: score_accounts(engine, config, as_of=END))
@@ -400,6 +410,8 @@ def main() -> None:
         )
         engine.dispose()
     full = statistics.median(fulls)
+    mid = phases[fulls.index(full)] if full in fulls else phases[0]
+    load = os.getloadavg()
     inc0 = statistics.median(nochange)
     inc1 = statistics.median(one_pct)
     speedup = orm_scaled / full
@@ -415,7 +427,8 @@ def main() -> None:
             f" connections, {rows:,} daily rollup rows over {args.days} days; medians of"
             f" {args.runs} runs)\n\n"
             "| what | median | runs | target |\n| --- | --- | --- | --- |\n"
-            f"| full run (all accounts, from empty) | {full:.2f} s |"
+            f"| full run (all accounts, from empty): read {mid[0]:.2f} s, score {mid[1]:.2f} s,"
+            f" write {mid[2]:.2f} s | {full:.2f} s |"
             f" {', '.join(f'{t:.2f}' for t in fulls)} | <= 5 s |\n"
             f"| incremental, nothing changed | {inc0:.3f} s |"
             f" {', '.join(f'{t:.3f}' for t in nochange)} | only changed accounts |\n"
@@ -425,7 +438,10 @@ def main() -> None:
             f" {args.accounts:,} | {orm_scaled:.1f} s | {t_orm:.2f} s measured | |\n\n"
             f"Full run vs ORM loop: **{speedup:.1f}x** faster (target >= 10x). The 1% incremental"
             f" run costs {inc1 / full * 100:.1f}% of a full run. The ORM loop's scores were"
-            " checked identical to the fast path's for every account it scored.\n",
+            " checked identical to the fast path's for every account it scored.\n\n"
+            f"The machine is shared: load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}"
+            " (1/5/15 min) at the end of this run on 2 cores, so absolute times are"
+            " inflated; the ratios are measured in the same run.\n",
         )
 
 
