@@ -408,7 +408,9 @@ def _percentiles(
             # half-up rounding of 100 * (below + equal/2) / n, in integers
             tables.append((100 * (2 * below + counts) + n) // (2 * n))
         for i, (aid, _values) in enumerate(rows):
-            pct = {key: int(tables[k][matrix[i, k]]) for k, key in enumerate(PERCENTILE_KEYS)}
+            pct: dict[str, Any] = {
+                key: int(tables[k][matrix[i, k]]) for k, key in enumerate(PERCENTILE_KEYS)
+            }
             pct["segment"] = seg
             pct["peers"] = n
             out[aid] = pct

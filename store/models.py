@@ -121,7 +121,23 @@ class DailyUsage(SQLModel, table=True):
     """Per connection and UTC day: what happened, summed."""
 
     __tablename__ = "daily_usage"
-    __table_args__ = (Index("ix_daily_usage_day", "day"), {"sqlite_with_rowid": False})
+    __table_args__ = (
+        Index("ix_daily_usage_day", "day"),
+        # Covering index for scoring's per-connection day-range sums (migration 0002).
+        Index(
+            "ix_daily_usage_scoring",
+            "connection_id",
+            "day",
+            "successes",
+            "failures",
+            "automated",
+            "manual",
+            "records",
+            "bytes",
+            "api_calls",
+        ),
+        {"sqlite_with_rowid": False},
+    )
 
     connection_id: str = Field(primary_key=True)
     day: date = Field(primary_key=True)
