@@ -31,12 +31,14 @@ Point = tuple[float, float]
 
 def interpolate(x: float, points: Sequence[Point]) -> float:
     """Piecewise-linear through ``points`` (x increasing), flat beyond the ends."""
-    if x <= points[0][0]:
-        return points[0][1]
-    for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
+    x0, y0 = points[0]
+    if x <= x0:
+        return y0
+    for x1, y1 in points:
         if x <= x1:
             return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
-    return points[-1][1]
+        x0, y0 = x1, y1
+    return y0
 
 
 _ANCHORS: dict[tuple[Point, ...], tuple[Point, ...]] = {}
