@@ -121,7 +121,23 @@ class DailyUsage(SQLModel, table=True):
     """Per connection and UTC day: what happened, summed."""
 
     __tablename__ = "daily_usage"
-    __table_args__ = (Index("ix_daily_usage_day", "day"), {"sqlite_with_rowid": False})
+    __table_args__ = (
+        Index("ix_daily_usage_day", "day"),
+        # Covering index for scoring's per-connection day-range sums (migration 0002).
+        Index(
+            "ix_daily_usage_scoring",
+            "connection_id",
+            "day",
+            "successes",
+            "failures",
+            "automated",
+            "manual",
+            "records",
+            "bytes",
+            "api_calls",
+        ),
+        {"sqlite_with_rowid": False},
+    )
 
     connection_id: str = Field(primary_key=True)
     day: date = Field(primary_key=True)
@@ -172,6 +188,8 @@ class AccountScore(SQLModel, table=True):
     percentiles: dict[str, Any] | None = _json()
     config_version: str | None = None
     inputs_hash: str | None = None
+    # Onboarding progress and other explanation beyond the six components.
+    details: dict[str, Any] | None = _json()
 
 
 class ScoreHistory(SQLModel, table=True):
@@ -203,6 +221,9 @@ class ScoringRun(SQLModel, table=True):
     rescored: int = 0
     changed: int = 0
     config_version: str | None = None
+    # The newest accounts.data_changed_at seen when the run started: the next
+    # incremental run rescores accounts changed after it (clock-independent).
+    watermark: datetime | None = None
 
 
 class Signal(SQLModel, table=True):
