@@ -92,3 +92,20 @@ def test_task_commands_act_and_refuse_in_one_line(cli, engine: Engine):
     missing = cli("tasks", "done", "4242", "--by", "lee")
     assert missing.exit_code == 1 and "does not exist" in missing.stderr
     assert cli("tasks", "claim", str(task)).exit_code == 2  # --by is required
+
+
+def test_score_runs_the_rules_and_stores_segments_with_the_score(cli, engine: Engine):
+    w = World(engine)
+    w.account("acme")
+    w.syncs(TODAY - timedelta(days=1), ok=1, failed=5, account="acme")
+    w.ingest()
+    first = cli("score", "--json", "--as-of", WHEN)
+    assert first.exit_code == 0, first.stderr
+    data = json.loads(first.stdout)
+    assert [f["kind"] for f in data["signals"]["fired"]] == ["health_degradation"]
+    (acme,) = [a for a in data["accounts"] if a["account_id"] == "acme"]
+    assert acme["segments"] == ["at-risk"]
+    again = json.loads(cli("score", "--json", "--as-of", WHEN).stdout)
+    assert again["signals"]["fired"] == [] and again["signals"]["tasks_created"] == 0
+    tasks = json.loads(cli("tasks", "--json", "--as-of", WHEN).stdout)["tasks"]
+    assert [t["signal_kind"] for t in tasks] == ["health_degradation"]
