@@ -163,8 +163,29 @@ def collect_facts(
     if not account_rows:
         return []
 
-    connections = _connections(conn, ids, as_of=as_of, config=config)
-    api = _api_trends(conn, ids, as_of=as_of, config=config)
+    connections, api_30 = _connections(conn, ids, as_of=as_of, config=config)
+    # The whole days averaged lie inside scoring's 30-day window: an account whose
+    # 30-day total spread over the average window stays below the threshold cannot
+    # reach it, so only the others need their daily series.
+    rule = sc.api_limit_proximity
+    gate = rule.average_days <= 29  # the days averaged, D-n..D-1, lie inside D-29..D
+    limits = {
+        r.account_id: r.api_limit_daily
+        for r in account_rows
+        if r.api_limit_daily
+        and (
+            not gate
+            or api_30.get(r.account_id, 0) / rule.average_days >= rule.threshold * r.api_limit_daily
+        )
+    }
+    near_set = set(limits)
+    api = _api_trends(
+        conn,
+        [c.connection_id for c in connections if c.account_id in near_set],
+        limits,
+        as_of=as_of,
+        config=config,
+    )
 
     by_account: dict[str, list[ConnectionFacts]] = defaultdict(list)
     for cf in connections:
@@ -209,26 +230,31 @@ def collect_facts(
     return facts
 
 
-def _where_accounts(column: Any, ids: list[str] | None) -> Iterable[Any]:
-    """One filter per chunk of account ids (or a single no-op filter for all)."""
-    if ids is None:
-        yield None
-        return
-    for part in chunked(ids, _CHUNK):
-        yield column.in_(part)
-
-
 def _connections(
     conn: DbConnection,
     ids: list[str] | None,
     *,
     as_of: datetime,
     config: Config,
-) -> list[ConnectionFacts]:
+) -> tuple[list[ConnectionFacts], dict[str, int]]:
     """Scoring's connection facts as of as_of's day (states, 7-day sums, lifecycle
-    replayed to that day), plus the last day with any usage, which the rules add."""
+    replayed to that day), plus the last day with any usage, which the rules add; and
+    each account's API calls over the last 30 days (scoring's sums)."""
     today = as_of.date()
     scored = load_facts_conn(conn, config, as_of=today, account_ids=ids)
+    everyone = [c for a in scored.values() for c in a.connections]
+    # A day with a sync attempt is a day with usage; only a connection whose last
+    # attempt is at least idle_days old can be abandoned, and only for those does a
+    # later day with API calls alone matter: ask the rollups about them alone.
+    idle_floor = config.signals.abandonment.idle_days
+    last_usage: dict[str, date | None] = {}
+    candidates: list[str] = []
+    for c in everyone:
+        days = [d for d in (c.last_success_day, c.last_failure_day) if d is not None]
+        last_usage[c.connection_id] = max(days) if days else None
+        recent = days and (today - max(days)).days < idle_floor
+        if c.activated_at is not None and c.state != "uninstalled" and not recent:
+            candidates.append(c.connection_id)
     u = DailyUsage.__table__
     used = (u.c.successes + u.c.failures + u.c.api_calls) > 0
     usage_q = (
@@ -236,67 +262,69 @@ def _connections(
         .where(u.c.day <= today, used)
         .group_by(u.c.connection_id)
     )
-    last_usage: dict[str, date | None] = {}
-    for where in _where_accounts(u.c.account_id, ids):
-        q = usage_q if where is None else usage_q.where(where)
-        last_usage.update({r.connection_id: _as_date(r.last_usage_day) for r in conn.execute(q)})
+    for part in chunked(candidates, _CHUNK):
+        for r in conn.execute(usage_q.where(u.c.connection_id.in_(part))):
+            last_usage[r.connection_id] = _as_date(r.last_usage_day)
 
     out = []
-    for account in scored.values():
-        for c in account.connections:
-            uninstalled = c.state == "uninstalled"
-            expired, restored = c.auth_expired_at, c.auth_restored_at
-            broken_auth = (
-                expired is not None and not uninstalled and (restored is None or restored < expired)
+    api_30: dict[str, int] = defaultdict(int)
+    for c in everyone:
+        api_30[c.account_id] += c.api_calls_30
+        uninstalled = c.state == "uninstalled"
+        expired, restored = c.auth_expired_at, c.auth_restored_at
+        broken_auth = (
+            expired is not None and not uninstalled and (restored is None or restored < expired)
+        )
+        last_used = last_usage.get(c.connection_id)
+        out.append(
+            ConnectionFacts(
+                connection_id=c.connection_id,
+                account_id=c.account_id,
+                integration=c.integration.key,
+                integration_name=c.integration.name,
+                active_window_days=c.integration.window_days,
+                activated_at=c.activated_at,
+                uninstalled=uninstalled,
+                active=c.state == "active",
+                state=c.state,
+                successes_window=c.successes_7,
+                failures_window=c.failures_7,
+                last_success_day=c.last_success_day,
+                last_usage_day=last_used,
+                idle_days=(today - last_used).days if last_used else None,
+                auth_expired_at=expired if broken_auth else None,
             )
-            last_used = last_usage.get(c.connection_id)
-            out.append(
-                ConnectionFacts(
-                    connection_id=c.connection_id,
-                    account_id=c.account_id,
-                    integration=c.integration.key,
-                    integration_name=c.integration.name,
-                    active_window_days=c.integration.window_days,
-                    activated_at=c.activated_at,
-                    uninstalled=uninstalled,
-                    active=c.state == "active",
-                    state=c.state,
-                    successes_window=c.successes_7,
-                    failures_window=c.failures_7,
-                    last_success_day=c.last_success_day,
-                    last_usage_day=last_used,
-                    idle_days=(today - last_used).days if last_used else None,
-                    auth_expired_at=expired if broken_auth else None,
-                )
-            )
-    return out
+        )
+    return out, dict(api_30)
 
 
 def _api_trends(
-    conn: DbConnection, ids: list[str] | None, *, as_of: datetime, config: Config
+    conn: DbConnection,
+    connection_ids: list[str],
+    limits: dict[str, int],
+    *,
+    as_of: datetime,
+    config: Config,
 ) -> dict[str, ApiTrend]:
-    """Per account: daily API calls over the whole days before as_of's day."""
+    """Per account with an API limit: daily API calls over the whole days before
+    as_of's day, their average and least-squares projection."""
     rule = config.signals.api_limit_proximity
     u = DailyUsage.__table__
-    a = Account.__table__
     today = as_of.date()
     span = max(rule.trend_days, rule.average_days)
     first = today - timedelta(days=span)
     q = (
         select(u.c.account_id, u.c.day, func.sum(u.c.api_calls).label("calls"))
-        .where(and_(u.c.day >= first, u.c.day < today))
-        .where(u.c.account_id.in_(select(a.c.account_id).where(a.c.api_limit_daily > 0)))
+        .where(and_(u.c.day >= first, u.c.day < today, u.c.api_calls > 0))
         .group_by(u.c.account_id, u.c.day)
     )
     series: dict[str, list[int]] = {}
-    for where in _where_accounts(u.c.account_id, ids):
-        for r in conn.execute(q if where is None else q.where(where)):
+    for part in chunked(connection_ids, _CHUNK):
+        for r in conn.execute(q.where(u.c.connection_id.in_(part))):
+            if r.account_id not in limits:
+                continue
             days = series.setdefault(r.account_id, [0] * span)
             days[(_as_date(r.day) - first).days] += int(r.calls or 0)
-    limits = {}
-    for where in _where_accounts(a.c.account_id, ids):
-        lq = select(a.c.account_id, a.c.api_limit_daily).where(a.c.api_limit_daily > 0)
-        limits.update(dict(conn.execute(lq if where is None else lq.where(where)).all()))
     out = {}
     for account_id, days in series.items():
         average = sum(days[-rule.average_days :]) / rule.average_days
