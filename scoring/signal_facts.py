@@ -321,10 +321,11 @@ def _api_trends(
     series: dict[str, list[int]] = {}
     for part in chunked(connection_ids, _CHUNK):
         for r in conn.execute(q.where(u.c.connection_id.in_(part))):
-            if r.account_id not in limits:
+            day = _as_date(r.day)
+            if r.account_id not in limits or day is None:
                 continue
             days = series.setdefault(r.account_id, [0] * span)
-            days[(_as_date(r.day) - first).days] += int(r.calls or 0)
+            days[(day - first).days] += int(r.calls or 0)
     out = {}
     for account_id, days in series.items():
         average = sum(days[-rule.average_days :]) / rule.average_days
