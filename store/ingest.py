@@ -39,6 +39,7 @@ from store.events import (  # noqa: F401  (names re-exported as the ingest API)
     read_objects,  # noqa: F401
     validate_event,
 )
+from store.feed import mark_received
 from store.models import Account, Integration, Quarantine
 from store.sql import chunked, upsert, utcnow
 
@@ -95,6 +96,7 @@ class Ingestor:
         self.report = IngestReport()
         self._known_integrations: set[str] | None = None
         self._known_accounts: set[str] = set()
+        self._received = False  # new events since the last flush (moves the feed marker)
         self._usage: dict[tuple[str, str], dict[str, Any]] = {}
         self._conns: dict[str, dict[str, Any]] = {}
         self._accounts: set[str] = set()
@@ -208,6 +210,7 @@ class Ingestor:
         report.accepted += len(accepted)
         if accepted:
             self._fold(accepted)
+            self._received = True
         if rejects:
             self._quarantine(conn, rejects, source)
 
@@ -218,6 +221,9 @@ class Ingestor:
         self._touch_accounts(conn, self._accounts)
         if self._unknown:
             self._add_integrations(conn, self._unknown)
+        if self._received:
+            mark_received(conn, self.now)
+            self._received = False
         self.report.touched_accounts |= self._accounts
         self._usage, self._conns, self._accounts, self._unknown = {}, {}, set(), set()
 

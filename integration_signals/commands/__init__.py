@@ -2,5 +2,6 @@
 
 from integration_signals.commands import (
     scoring_cmds,  # noqa: F401
+    signals_cmds,  # noqa: F401
     store_cmds,  # noqa: F401
 )

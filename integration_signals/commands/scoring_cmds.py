@@ -68,11 +68,20 @@ def score(
     """Score accounts (only what can have changed, unless --full), then list every
     account's current score."""
     from scoring.run import current_scores, score_accounts
+    from scoring.signals import evaluate_signals
 
     rt = runtime(ctx)
     when = parse_as_of(as_of)
     report = score_accounts(rt.engine, rt.config, as_of=when, full=full)
-    data = {"as_of": when, "run": report.as_json(), "accounts": current_scores(rt.engine)}
+    # The signal rules run after every scoring run, at the same clock; time alone can
+    # start or end an episode, so every account is evaluated.
+    signals = evaluate_signals(rt.engine, rt.config, as_of=when)
+    data = {
+        "as_of": when,
+        "run": report.as_json(),
+        "signals": signals.as_json(),
+        "accounts": current_scores(rt.engine),
+    }
     emit(data, as_json=as_json, render=_render_scores)
 
 
@@ -97,6 +106,18 @@ def _render_scores(d: dict[str, Any]) -> None:
             (row["reason"] or "")[:90],
         )
     console.print(table)
+    if "signals" in d:
+        sig = d["signals"]
+        console.print(
+            f"signals: {len(sig['fired'])} fired, {len(sig['resolved'])} resolved,"
+            f" {sig['open_signals']} open; {sig['tasks_created']} tasks created"
+            + (
+                " — event feed stale: risk signals and CRM writes on hold"
+                if sig["feed_stale"]
+                else ""
+            ),
+            highlight=False,
+        )
 
 
 # ---------------------------------------------------------------- health

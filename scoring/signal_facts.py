@@ -1,0 +1,370 @@
+"""The facts the signal rules read, per account and per connection, as of a moment.
+
+Connection facts are scoring's (``scoring.facts``: states, 7-day sync sums, lifecycle
+replayed to the as-of day), so a signal and the score agree on what is active. This
+module adds what only the rules need, as SQLAlchemy Core over ``daily_usage`` and
+``accounts`` (the same statements on SQLite and PostgreSQL): the last day with any
+usage per connection, and per account the daily API calls over the trend window
+(whole UTC days before the as-of day) with their least-squares projection.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, select
+from sqlalchemy.engine import Connection as DbConnection
+
+from integration_signals.settings import Config
+from scoring.facts import load_facts
+from store.models import Account, AccountScore, DailyUsage
+from store.sql import as_utc, chunked
+
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class ConnectionFacts:
+    """One connection as of the evaluation moment."""
+
+    connection_id: str
+    account_id: str
+    integration: str
+    integration_name: str
+    active_window_days: int
+    activated_at: datetime | None  # first successful sync, if by as_of
+    uninstalled: bool
+    active: bool  # scoring's state: active (a good sync inside the active window)
+    state: str  # active | broken | idle | uninstalled | installed (scoring's)
+    successes_window: int  # the last 7 days, today included
+    failures_window: int
+    last_success_day: date | None
+    last_usage_day: date | None  # last day with a sync attempt or API calls
+    idle_days: int | None  # whole days since last_usage_day
+    auth_expired_at: datetime | None  # set while credentials are broken
+
+    @property
+    def attempts_window(self) -> int:
+        return self.successes_window + self.failures_window
+
+    @property
+    def success_rate_window(self) -> float | None:
+        attempts = self.attempts_window
+        return self.successes_window / attempts if attempts else None
+
+
+@dataclass(frozen=True)
+class ApiTrend:
+    """Daily API calls of an account: recent average, fitted trend, projected limit day."""
+
+    average: float  # mean daily calls over the average window
+    daily: tuple[int, ...]  # the trend window, oldest first, ending yesterday
+    slope: float  # calls per day per day (least squares)
+    projected_limit_day: date | None  # first day the fitted line reaches the limit
+
+
+@dataclass(frozen=True)
+class AccountFacts:
+    """One account as of the evaluation moment, with its connections."""
+
+    account_id: str
+    as_of: datetime
+    name: str | None
+    csm: str | None
+    owner: str | None
+    created_at: datetime | None
+    tenure_days: int | None  # whole days since created_at
+    api_limit_daily: int | None
+    band: str | None  # from account_scores, when scored
+    stage: str | None
+    connections: tuple[ConnectionFacts, ...] = ()
+    active_integrations: int = 0
+    # When the account reached its min_active-th active integration (first activation
+    # of each currently active integration, in order) and which integration that was.
+    nth_activation_at: datetime | None = None
+    nth_integration: str | None = None
+    first_sync_at: datetime | None = None
+    api: ApiTrend | None = None
+
+
+def _day_span(as_of: datetime, days: int) -> tuple[date, date]:
+    """The ``days`` UTC days ending with as_of's day."""
+    last = as_of.date()
+    return last - timedelta(days=days - 1), last
+
+
+def least_squares(values: Sequence[float]) -> tuple[float, float]:
+    """Intercept and slope of the least-squares line through (i, values[i])."""
+    n = len(values)
+    if n < 2:
+        return (float(values[0]) if values else 0.0), 0.0
+    mean_x = (n - 1) / 2
+    mean_y = sum(values) / n
+    sxx = sum((i - mean_x) ** 2 for i in range(n))
+    sxy = sum((i - mean_x) * (v - mean_y) for i, v in enumerate(values))
+    slope = sxy / sxx
+    return mean_y - slope * mean_x, slope
+
+
+def project_limit_day(
+    daily: Sequence[int], first_day: date, limit: float, *, today: date, horizon_days: int
+) -> date | None:
+    """The first day on which the least-squares line through ``daily`` (day 0 =
+    ``first_day``) reaches ``limit``; ``today`` when it already has; None when the trend
+    is flat or falling, or the day lies beyond ``horizon_days``."""
+    if not daily:
+        return None
+    intercept, slope = least_squares(daily)
+    today_x = (today - first_day).days
+    if intercept + slope * today_x >= limit:
+        return today
+    if slope <= 0:
+        return None
+    x = math.ceil((limit - intercept) / slope - 1e-9)
+    if x - today_x > horizon_days:
+        return None
+    return max(today, first_day + timedelta(days=x))
+
+
+def collect_facts(
+    engine: Engine,
+    config: Config,
+    *,
+    as_of: datetime,
+    account_ids: Iterable[str] | None = None,
+) -> list[AccountFacts]:
+    """Facts for the given accounts (every account when None), as of ``as_of``. Reads
+    only; scoring's rollup passes run on two connections when every account is asked."""
+    ids = None if account_ids is None else sorted(set(account_ids))
+    scored = load_facts(engine, config, as_of=as_of.date(), account_ids=ids)
+    with engine.connect() as conn:
+        return _collect(conn, config, scored, as_of=as_of, ids=ids)
+
+
+def _collect(
+    conn: DbConnection,
+    config: Config,
+    scored: dict[str, Any],
+    *,
+    as_of: datetime,
+    ids: list[str] | None,
+) -> list[AccountFacts]:
+    sc = config.signals
+    a = Account.__table__
+    s = AccountScore.__table__
+    account_rows: list[Any] = []
+    base = select(
+        a.c.account_id,
+        a.c.name,
+        a.c.csm,
+        a.c.owner,
+        a.c.created_at,
+        a.c.api_limit_daily,
+        s.c.band,
+        s.c.stage,
+    ).select_from(a.outerjoin(s, s.c.account_id == a.c.account_id))
+    if ids is None:
+        account_rows = list(conn.execute(base.order_by(a.c.account_id)))
+    else:
+        for part in chunked(ids, _CHUNK):
+            account_rows.extend(conn.execute(base.where(a.c.account_id.in_(part))))
+        account_rows.sort(key=lambda r: r.account_id)
+    if not account_rows:
+        return []
+
+    connections, api_30 = _connections(conn, scored, as_of=as_of, config=config)
+    # The whole days averaged lie inside scoring's 30-day window: an account whose
+    # 30-day total spread over the average window stays below the threshold cannot
+    # reach it, so only the others need their daily series.
+    rule = sc.api_limit_proximity
+    gate = rule.average_days <= 29  # the days averaged, D-n..D-1, lie inside D-29..D
+    limits = {
+        r.account_id: r.api_limit_daily
+        for r in account_rows
+        if r.api_limit_daily
+        and (
+            not gate
+            or api_30.get(r.account_id, 0) / rule.average_days >= rule.threshold * r.api_limit_daily
+        )
+    }
+    near_set = set(limits)
+    api = _api_trends(
+        conn,
+        [c.connection_id for c in connections if c.account_id in near_set],
+        limits,
+        as_of=as_of,
+        config=config,
+    )
+
+    by_account: dict[str, list[ConnectionFacts]] = defaultdict(list)
+    for cf in connections:
+        by_account[cf.account_id].append(cf)
+
+    min_active = sc.integration_activated.min_active
+    facts = []
+    for row in account_rows:
+        conns = tuple(by_account.get(row.account_id, ()))
+        created_at = as_utc(row.created_at)
+        tenure = (as_of - created_at).days if created_at is not None else None
+        first_by_integration: dict[str, datetime] = {}
+        for cf in conns:
+            if cf.active and cf.activated_at is not None:
+                prev = first_by_integration.get(cf.integration)
+                if prev is None or cf.activated_at < prev:
+                    first_by_integration[cf.integration] = cf.activated_at
+        ordered = sorted(first_by_integration.items(), key=lambda kv: (kv[1], kv[0]))
+        nth = ordered[min_active - 1] if len(ordered) >= min_active else None
+        activations = [cf.activated_at for cf in conns if cf.activated_at is not None]
+        limit = row.api_limit_daily
+        facts.append(
+            AccountFacts(
+                account_id=row.account_id,
+                as_of=as_of,
+                name=row.name,
+                csm=row.csm or None,
+                owner=row.owner or None,
+                created_at=created_at,
+                tenure_days=tenure,
+                api_limit_daily=limit,
+                band=row.band,
+                stage=row.stage,
+                connections=conns,
+                active_integrations=len(first_by_integration),
+                nth_activation_at=nth[1] if nth else None,
+                nth_integration=nth[0] if nth else None,
+                first_sync_at=min(activations) if activations else None,
+                api=api.get(row.account_id) if limit else None,
+            )
+        )
+    return facts
+
+
+def _connections(
+    conn: DbConnection,
+    scored: dict[str, Any],
+    *,
+    as_of: datetime,
+    config: Config,
+) -> tuple[list[ConnectionFacts], dict[str, int]]:
+    """Scoring's connection facts as of as_of's day (states, 7-day sums, lifecycle
+    replayed to that day), plus the last day with any usage, which the rules add; and
+    each account's API calls over the last 30 days (scoring's sums)."""
+    today = as_of.date()
+    everyone = [c for a in scored.values() for c in a.connections]
+    # A day with a sync attempt is a day with usage; only a connection whose last
+    # attempt is at least idle_days old can be abandoned, and only for those does a
+    # later day with API calls alone matter: ask the rollups about them alone.
+    idle_floor = config.signals.abandonment.idle_days
+    last_usage: dict[str, date | None] = {}
+    candidates: list[str] = []
+    for c in everyone:
+        days = [d for d in (c.last_success_day, c.last_failure_day) if d is not None]
+        last_usage[c.connection_id] = max(days) if days else None
+        recent = days and (today - max(days)).days < idle_floor
+        if c.activated_at is not None and c.state != "uninstalled" and not recent:
+            candidates.append(c.connection_id)
+    u = DailyUsage.__table__
+    used = (u.c.successes + u.c.failures + u.c.api_calls) > 0
+    usage_q = (
+        select(u.c.connection_id, func.max(u.c.day).label("last_usage_day"))
+        .where(u.c.day <= today, used)
+        .group_by(u.c.connection_id)
+    )
+    for part in chunked(candidates, _CHUNK):
+        for r in conn.execute(usage_q.where(u.c.connection_id.in_(part))):
+            last_usage[r.connection_id] = _as_date(r.last_usage_day)
+
+    out = []
+    api_30: dict[str, int] = defaultdict(int)
+    for c in everyone:
+        api_30[c.account_id] += c.api_calls_30
+        uninstalled = c.state == "uninstalled"
+        expired, restored = c.auth_expired_at, c.auth_restored_at
+        broken_auth = (
+            expired is not None and not uninstalled and (restored is None or restored < expired)
+        )
+        last_used = last_usage.get(c.connection_id)
+        out.append(
+            ConnectionFacts(
+                connection_id=c.connection_id,
+                account_id=c.account_id,
+                integration=c.integration.key,
+                integration_name=c.integration.name,
+                active_window_days=c.integration.window_days,
+                activated_at=c.activated_at,
+                uninstalled=uninstalled,
+                active=c.state == "active",
+                state=c.state,
+                successes_window=c.successes_7,
+                failures_window=c.failures_7,
+                last_success_day=c.last_success_day,
+                last_usage_day=last_used,
+                idle_days=(today - last_used).days if last_used else None,
+                auth_expired_at=expired if broken_auth else None,
+            )
+        )
+    return out, dict(api_30)
+
+
+def _api_trends(
+    conn: DbConnection,
+    connection_ids: list[str],
+    limits: dict[str, int],
+    *,
+    as_of: datetime,
+    config: Config,
+) -> dict[str, ApiTrend]:
+    """Per account with an API limit: daily API calls over the whole days before
+    as_of's day, their average and least-squares projection."""
+    rule = config.signals.api_limit_proximity
+    u = DailyUsage.__table__
+    today = as_of.date()
+    span = max(rule.trend_days, rule.average_days)
+    first = today - timedelta(days=span)
+    q = (
+        select(u.c.account_id, u.c.day, func.sum(u.c.api_calls).label("calls"))
+        .where(and_(u.c.day >= first, u.c.day < today, u.c.api_calls > 0))
+        .group_by(u.c.account_id, u.c.day)
+    )
+    series: dict[str, list[int]] = {}
+    for part in chunked(connection_ids, _CHUNK):
+        for r in conn.execute(q.where(u.c.connection_id.in_(part))):
+            day = _as_date(r.day)
+            if r.account_id not in limits or day is None:
+                continue
+            days = series.setdefault(r.account_id, [0] * span)
+            days[(day - first).days] += int(r.calls or 0)
+    out = {}
+    for account_id, days in series.items():
+        average = sum(days[-rule.average_days :]) / rule.average_days
+        trend = days[-rule.trend_days :]
+        trend_first = today - timedelta(days=len(trend))
+        _, slope = least_squares(trend)
+        out[account_id] = ApiTrend(
+            average=average,
+            daily=tuple(trend),
+            slope=slope,
+            projected_limit_day=project_limit_day(
+                trend,
+                trend_first,
+                float(limits[account_id]),
+                today=today,
+                horizon_days=rule.horizon_days,
+            ),
+        )
+    return out
+
+
+def _as_date(value: Any) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
