@@ -47,11 +47,34 @@ class IngestConfig(_Strict):
     batch_size: int = Field(20000, ge=1, le=100_000)
 
 
+class ImpactConfig(_Strict):
+    """Impact analysis, backtest and outcome model defaults (SPEC section 4, issue 8)."""
+
+    # Without --as-of, adoption is measured up to this many days ago and outcomes since.
+    outcome_window_days: int = Field(90, ge=1, le=3650)
+    # Successful syncs on this many distinct UTC days make an account an adopter.
+    adoption_days: int = Field(3, ge=1, le=365)
+    exact: list[str] = ["segment", "plan", "industry"]
+    near: list[str] = ["employees", "mrr", "tenure"]
+    # Matched controls per adopter (nearest neighbours, with replacement).
+    neighbors: int = Field(3, ge=1, le=20)
+    # Largest distance, in standard deviations of the standardised covariates; 0 = none.
+    caliper: float = Field(0.0, ge=0)
+    bootstrap: int = Field(1000, ge=50, le=100_000)
+    seed: int = 0
+    # Fewer matched adopters than this and no lift is reported.
+    min_adopters: int = Field(10, ge=2)
+    # Backtest horizon and the outcome model's time split.
+    horizon_days: int = Field(90, ge=1, le=3650)
+    model_test_fraction: float = Field(0.3, gt=0.05, lt=0.95)
+
+
 class Config(_Strict):
     """The whole TOML configuration after defaults are merged in."""
 
     integrations: dict[str, IntegrationDef]
     ingest: IngestConfig = IngestConfig()
+    impact: ImpactConfig = ImpactConfig()
 
     @field_validator("integrations")
     @classmethod
