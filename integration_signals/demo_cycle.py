@@ -95,7 +95,24 @@ def run_demo(rt: Runtime, *, accounts: int, seed: int, as_json: bool) -> DemoRes
             ).all()
         )
     summary["database"] = rt.engine.url.render_as_string(hide_password=True)
+    _score_step(rt, summary, end)
     return DemoResult(summary, _render)
+
+
+def _score_step(rt: Runtime, summary: dict[str, Any], end: datetime) -> None:
+    """Cycle step: score every account, then Acme's health card."""
+    from scoring.health import account_health
+    from scoring.run import score_accounts
+
+    report = score_accounts(rt.engine, rt.config, as_of=end, full=True)
+    with rt.engine.connect() as conn:
+        bands = dict(
+            conn.execute(
+                select(models.AccountScore.band, func.count()).group_by(models.AccountScore.band)
+            ).all()
+        )
+    summary["scoring"] = {**report.as_json(), "bands": bands}
+    summary["acme"] = account_health(rt.engine, rt.config, "acme", as_of=end)
 
 
 def _render(d: dict[str, Any]) -> None:
@@ -110,4 +127,17 @@ def _render(d: dict[str, Any]) -> None:
         f"quarantined {ev['quarantined']:,}"
     )
     print("  patterns      " + ", ".join(f"{k} {v}" for k, v in d["patterns"].items()))
+    if "scoring" in d:
+        from integration_signals.commands.scoring_cmds import render_health
+
+        sc = d["scoring"]
+        print(
+            f"Scored {sc['rescored']:,} accounts in {sc['seconds']}s: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(sc["bands"].items()))
+        )
+        print()
+        render_health(d["acme"])
+        print()
     print("Next: `signals quarantine`, `signals accounts import FILE`, `signals ingest FILE`.")
+    print("      `signals score`, `signals health acme`, `signals funnel`, `signals ttv`,")
+    print("      `signals retention --integration salesforce --plot retention.png`.")

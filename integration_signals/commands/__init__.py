@@ -2,5 +2,6 @@
 
 from integration_signals.commands import (
     impact_cmds,  # noqa: F401
+    scoring_cmds,  # noqa: F401
     store_cmds,  # noqa: F401
 )
