@@ -64,9 +64,13 @@ class ImpactConfig(_Strict):
     seed: int = 0
     # Fewer matched adopters than this and no lift is reported.
     min_adopters: int = Field(10, ge=2)
-    # Backtest horizon and the outcome model's time split.
+    # Backtest and outcome-model horizon: churn within this many days counts.
     horizon_days: int = Field(90, ge=1, le=3650)
-    model_test_fraction: float = Field(0.3, gt=0.05, lt=0.95)
+    # The outcome model learns from snapshots this many days apart; the newest is held out.
+    model_snapshots: int = Field(3, ge=2, le=24)
+    model_step_days: int = Field(30, ge=1, le=365)
+    # Integration pairs need at least this many accounts adopting both.
+    pair_min_support: int = Field(10, ge=2)
 
 
 COMPONENTS = (

@@ -147,3 +147,154 @@ def _render_all(d: dict[str, Any]) -> None:
     console.print(table)
     console.print(f"no measurable effect = {d['flag_meaning']}")
     console.print(f"[dim]{d['multiple_comparisons']} {d['caveat']}[/]")
+
+
+def _horizon(value: str | None, default: int) -> int:
+    """``90d``, ``12w`` or ``90`` (days)."""
+    if value is None:
+        return default
+    text = value.strip().lower()
+    factor = 7 if text.endswith("w") else 1
+    try:
+        days = int(text.rstrip("dw")) * factor
+    except ValueError:
+        days = 0
+    if days <= 0:
+        fail(f"--horizon {value!r} is not a duration; use e.g. 90d or 12w", code=2)
+    return days
+
+
+@app.command()
+@guarded
+def backtest(
+    ctx: typer.Context,
+    as_of: str = typer.Option(..., "--as-of", help="Score as of this past moment (T)."),
+    horizon: str | None = typer.Option(
+        None, "--horizon", help="Churn window after T, e.g. 90d (default impact.horizon_days)."
+    ),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Score every account as of T with only what was known then; did band and score
+    predict churn within the horizon? (Writes nothing.)"""
+    from scoring.backtest import backtest as run_backtest
+    from store.sql import utcnow
+
+    rt = runtime(ctx)
+    days = _horizon(horizon, rt.config.impact.horizon_days)
+    data = run_backtest(
+        rt.engine, rt.config, as_of=parse_as_of(as_of), horizon_days=days, now=utcnow()
+    )
+    emit(data, as_json=as_json, render=_render_backtest)
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{v * 100:.1f}%"
+
+
+def _render_backtest(d: dict[str, Any]) -> None:
+    console = Console(highlight=False)
+    window = f"{str(d['outcome_window'][0])[:10]} .. {str(d['outcome_window'][1])[:10]}"
+    console.print(
+        f"[bold]Backtest[/]: scored {d['accounts']} accounts as of {d['as_of_day']} "
+        f"(config {d['config_version']}); churn in {window}"
+        + ("" if d["complete"] else " [yellow](window not over yet)[/]")
+    )
+    table = Table(title_justify="left")
+    for col in ("band", "accounts", "churned", "churn rate", "lost (churn or non-renewal)"):
+        table.add_column(col)
+    for b in d["bands"]:
+        table.add_row(
+            b["band"],
+            str(b["accounts"]),
+            str(b["churned"]),
+            _pct(b["churn_rate"]),
+            _pct(b["loss_rate"]),
+        )
+    console.print(table)
+    auc = "n/a" if d["auc"] is None else f"{d['auc']:.3f}"
+    console.print(f"  AUC (score vs churn) {auc}; {d['reading']}")
+
+
+model_app = typer.Typer(help="The outcome model: churn/renewal probability.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("train")
+@guarded
+def model_train(
+    ctx: typer.Context,
+    horizon: str | None = typer.Option(None, "--horizon", help="Churn window, e.g. 90d."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Train on older snapshots, validate on the newest (time split), store the model."""
+    from scoring.model import ModelError, train
+    from store.sql import utcnow
+
+    rt = runtime(ctx)
+    days = _horizon(horizon, rt.config.impact.horizon_days)
+    try:
+        data = train(rt.engine, rt.config, now=utcnow(), horizon_days=days)
+    except ModelError as exc:
+        raise UserError(str(exc)) from None
+    emit(data, as_json=as_json, render=_render_model)
+
+
+@model_app.command("report")
+@guarded
+def model_report(
+    ctx: typer.Context,
+    top: int = typer.Option(10, "--top", help="How many at-risk accounts to list."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """The stored model's validation, top features, integration pairs, riskiest accounts."""
+    from scoring.model import ModelError, report
+    from store.sql import utcnow
+
+    rt = runtime(ctx)
+    try:
+        data = report(rt.engine, rt.config, now=utcnow(), top=top)
+    except ModelError as exc:
+        raise UserError(str(exc)) from None
+    emit(data, as_json=as_json, render=_render_model)
+
+
+def _render_model(d: dict[str, Any]) -> None:
+    console = Console(highlight=False)
+    console.print(
+        f"[bold]Outcome model[/] (churn within {d['horizon_days']} days): trained on "
+        f"{d['train_rows']} rows from {', '.join(d['train_snapshots'])}, validated on "
+        f"{d['test_rows']} accounts of {d['test_snapshot']}"
+    )
+    console.print(
+        f"  AUC {d['auc']:.3f}  Brier {d['brier']:.4f} (always-the-base-rate "
+        f"{d['brier_baseline']:.4f})"
+    )
+    console.print(
+        "  calibration (predicted -> observed): "
+        + ", ".join(f"{_pct(c['predicted'])}->{_pct(c['observed'])}" for c in d["calibration"])
+    )
+    console.print(
+        "  top features: "
+        + "; ".join(f"{f['feature']} ({f['effect']})" for f in d["top_features"][:6])
+    )
+    if d["pairs"]:
+        table = Table(title="integration pairs and retention", title_justify="left")
+        for col in ("pair", "accounts", "retention", "vs all", "lift"):
+            table.add_column(col)
+        for p in d["pairs"][:8]:
+            table.add_row(
+                " + ".join(p["pair"]),
+                str(p["support"]),
+                _pct(p["retention"]),
+                _pct(p["baseline_retention"]),
+                f"{p['lift']:.2f}x",
+            )
+        console.print(table)
+    if d.get("highest_churn_probability"):
+        console.print(
+            "  most likely to churn now: "
+            + ", ".join(
+                f"{r['account_id']} {_pct(r['churn_probability'])}"
+                for r in d["highest_churn_probability"]
+            )
+        )
