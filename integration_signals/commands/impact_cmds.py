@@ -224,16 +224,16 @@ app.add_typer(model_app, name="model")
 def model_train(
     ctx: typer.Context,
     horizon: str | None = typer.Option(None, "--horizon", help="Churn window, e.g. 90d."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Train as of this moment (now)."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Train on older snapshots, validate on the newest (time split), store the model."""
     from scoring.model import ModelError, train
-    from store.sql import utcnow
 
     rt = runtime(ctx)
     days = _horizon(horizon, rt.config.impact.horizon_days)
     try:
-        data = train(rt.engine, rt.config, now=utcnow(), horizon_days=days)
+        data = train(rt.engine, rt.config, now=parse_as_of(as_of), horizon_days=days)
     except ModelError as exc:
         raise UserError(str(exc)) from None
     emit(data, as_json=as_json, render=_render_model)
@@ -244,15 +244,17 @@ def model_train(
 def model_report(
     ctx: typer.Context,
     top: int = typer.Option(10, "--top", help="How many at-risk accounts to list."),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="Rate current customers as of this moment (now)."
+    ),
     as_json: bool = JSON_OPT,
 ) -> None:
     """The stored model's validation, top features, integration pairs, riskiest accounts."""
     from scoring.model import ModelError, report
-    from store.sql import utcnow
 
     rt = runtime(ctx)
     try:
-        data = report(rt.engine, rt.config, now=utcnow(), top=top)
+        data = report(rt.engine, rt.config, now=parse_as_of(as_of), top=top)
     except ModelError as exc:
         raise UserError(str(exc)) from None
     emit(data, as_json=as_json, render=_render_model)

@@ -30,16 +30,17 @@ class World:
     accounts: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     adopters: set[str] = field(default_factory=set)
+    origin: datetime = AS_OF  # day 0 of ``syncs`` and ``install``
 
     def syncs(self, account: str, integration: str, days: list[int], *, ok: bool = True) -> None:
-        """Sync events on the given days relative to AS_OF (negative = before)."""
+        """Sync events on the given days relative to ``origin`` (negative = before)."""
         cid = f"{account}-{integration}"
         for day in days:
             self.events.append(
                 {
                     "event_id": f"{cid}-{'s' if ok else 'f'}{day}-{len(self.events)}",
                     "type": "sync.succeeded" if ok else "sync.failed",
-                    "occurred_at": iso(AS_OF + timedelta(days=day, hours=3)),
+                    "occurred_at": iso(self.origin + timedelta(days=day, hours=3)),
                     "account_id": account,
                     "integration": integration,
                     "connection_id": cid,
@@ -55,7 +56,7 @@ class World:
             {
                 "event_id": f"{cid}-install{day}",
                 "type": "integration.installed",
-                "occurred_at": iso(AS_OF + timedelta(days=day)),
+                "occurred_at": iso(self.origin + timedelta(days=day)),
                 "account_id": account,
                 "integration": integration,
                 "connection_id": cid,
