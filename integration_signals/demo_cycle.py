@@ -96,7 +96,37 @@ def run_demo(rt: Runtime, *, accounts: int, seed: int, as_json: bool) -> DemoRes
         )
     summary["database"] = rt.engine.url.render_as_string(hide_password=True)
     _score_step(rt, summary, end)
+    _impact_step(rt, summary, end)
     return DemoResult(summary, _render)
+
+
+# The demo plants a real effect on churn (Snowflake) and a confounded, useless one
+# (Salesforce, adopted by the big accounts that churn less anyway); see store/demo.py.
+IMPACT_DEMO = ("snowflake", "salesforce")
+
+
+def _impact_step(rt: Runtime, summary: dict[str, Any], end: datetime) -> None:
+    """Cycle step: impact on churn of the planted integrations, naive vs matched."""
+    from scoring.impact import ImpactRequest, analyze, default_as_of, load_population
+
+    cfg = rt.config.impact
+    as_of = default_as_of(cfg, end)
+    population = load_population(rt.engine, as_of=as_of)
+    keep = (
+        "integration", "integration_name", "adopters", "controls", "adopter_mean",
+        "control_mean", "lift", "lift_ci95", "naive_lift", "band", "measurable", "verdict",
+    )  # fmt: skip
+    results = []
+    for key in IMPACT_DEMO:
+        req = ImpactRequest.from_config(cfg, key, "churned", as_of=as_of)
+        report = analyze(rt.engine, rt.config, req, population=population)
+        results.append({k: report[k] for k in keep})
+    summary["impact"] = {
+        "outcome": "churned",
+        "as_of": as_of,
+        "matched_on": list(cfg.exact) + list(cfg.near),
+        "integrations": results,
+    }
 
 
 def _score_step(rt: Runtime, summary: dict[str, Any], end: datetime) -> None:
@@ -138,6 +168,30 @@ def _render(d: dict[str, Any]) -> None:
         print()
         render_health(d["acme"])
         print()
+    if "impact" in d:
+        _render_impact(d["impact"])
     print("Next: `signals quarantine`, `signals accounts import FILE`, `signals ingest FILE`.")
     print("      `signals score`, `signals health acme`, `signals funnel`, `signals ttv`,")
     print("      `signals retention --integration salesforce --plot retention.png`.")
+    print("      `signals impact snowflake --outcome churned`, `signals impact --all --outcome")
+    print(
+        "      churned`, `signals backtest --as-of 2026-08-01 --horizon 90d`, `signals model train`."
+    )
+
+
+def _render_impact(im: dict[str, Any]) -> None:
+    print(
+        f"Impact on churn (adoption up to {str(im['as_of'])[:10]}, churn after; matched on "
+        f"{', '.join(im['matched_on'])}):"
+    )
+    for r in im["integrations"]:
+        lift = "n/a" if r["lift"] is None else f"{r['lift']:+.1f} pts"
+        lo, hi = r["lift_ci95"]
+        ci = "" if lo is None else f" [{lo:+.1f}, {hi:+.1f}]"
+        print(
+            f"  {r['integration_name']:<11} adopters {r['adopters']:>3}  naive "
+            f"{r['naive_lift']:+.1f} pts  matched {lift}{ci}  -> {r['band']}"
+        )
+        print(f"  {'':<11} {r['verdict']}")
+    print("  (naive = all adopters vs all non-adopters; correlational, not causal)")
+    print()

@@ -603,8 +603,9 @@ def _verdict(
     unit = " pts" if is_rate else ""
     scale = 100 if is_rate else 1
     direction = "higher" if est.lift > 0 else "lower"
+    what = f"{req.outcome} rate" if is_rate else req.outcome
     return (
-        f"{name} adopters' {req.outcome} is {abs(est.lift) * scale:.1f}{unit} {direction} than "
+        f"{name} adopters: {what} {abs(est.lift) * scale:.1f}{unit} {direction} than "
         f"matched non-adopters ({band})"
     )
 
