@@ -47,7 +47,7 @@ def warehouse_world(n: int = 160, seed: int = 9) -> World:
         )
         for integration in used:
             w.install(aid, integration, 0)
-            days = list(range(start, end_day, 3))
+            days = list(range(start, end_day, 5))
             w.syncs(aid, integration, days)
     return w
 
