@@ -18,6 +18,7 @@ from sqlalchemy import Engine, select
 
 from integration_signals.settings import Config
 from scoring.facts import cutoff_of, load_facts
+from scoring.impact import aware
 from scoring.score import score
 from store.models import Account
 from store.sql import as_utc
@@ -82,7 +83,7 @@ def backtest(
     engine: Engine, config: Config, *, as_of: datetime, horizon_days: int, now: datetime
 ) -> dict[str, Any]:
     """The `signals backtest` report: churn and loss rates per band, AUC of the score."""
-    day = as_utc(as_of).date()
+    day = aware(as_of).date()
     start = cutoff_of(day)
     end = start + timedelta(days=horizon_days)
     outcome_of, skipped = outcomes(engine, start=start, end=end)
@@ -98,7 +99,7 @@ def backtest(
     def rate(mask: np.ndarray, of: np.ndarray) -> float | None:
         return round(float(of[mask].mean()), 4) if mask.any() else None
 
-    per_band = []
+    per_band: list[dict[str, Any]] = []
     for name in BANDS:
         mask = np.array([scores[a].band == name for a in ids], dtype=bool)
         per_band.append(
@@ -130,11 +131,11 @@ def backtest(
     auc_churn = auc(churned, -score_arr)
     rates = [b["churn_rate"] for b in per_band if b["churn_rate"] is not None]
     return {
-        "as_of": as_utc(as_of),
+        "as_of": aware(as_of),
         "as_of_day": day,
         "horizon_days": horizon_days,
         "outcome_window": [start, end],
-        "complete": end <= as_utc(now),
+        "complete": end <= aware(now),
         "config_version": config.version,
         "accounts": len(ids),
         "excluded": skipped,

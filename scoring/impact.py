@@ -17,15 +17,15 @@ I/O lives in ``load_population``; ``estimate`` is pure numpy.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, func, select
 
 from integration_signals.settings import Config, ImpactConfig
-from store.models import Account, DailyUsage, Integration
+from store.models import Account, Connection, DailyUsage, Integration
 from store.sql import as_utc
 
 BOOLEAN_FIELDS = ("renewed",)
@@ -39,6 +39,11 @@ CAVEAT = (
     "budget), so read the lift as an association that survives matching, not a proven effect."
 )
 NO_EFFECT = "no measurable effect: question continued investment"
+
+
+def aware(value: datetime) -> datetime:
+    """``value`` as an aware UTC datetime (a naive one is taken to be UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class ImpactError(ValueError):
@@ -85,7 +90,7 @@ def load_population(engine: Engine, *, as_of: datetime) -> Population:
     ``churned`` is True when the account churned after ``as_of``; ``tenure`` is the days
     from ``created_at`` to ``as_of``; traits appear as columns of their own.
     """
-    as_of = as_utc(as_of)
+    as_of = aware(as_of)
     t = Account.__table__
     with engine.connect() as conn:
         rows = conn.execute(
@@ -127,7 +132,7 @@ def load_population(engine: Engine, *, as_of: datetime) -> Population:
     cols["renewed"] = [r.renewed for r in kept]
     cols["churned"] = [as_utc(r.churned_at) is not None for r in kept]
     cols["tenure"] = [
-        (as_of - as_utc(r.created_at)).total_seconds() / 86400 if r.created_at else None
+        (as_of - aware(r.created_at)).total_seconds() / 86400 if r.created_at else None
         for r in kept
     ]
     trait_names = sorted({k for r in kept for k in (r.traits or {})} - set(cols))
@@ -145,7 +150,7 @@ def adopters(engine: Engine, integration: str, *, as_of: datetime, min_days: int
         .where(
             t.c.integration == integration,
             t.c.successes > 0,
-            t.c.first_success_at <= as_utc(as_of),
+            t.c.first_success_at <= aware(as_of),
         )
         .group_by(t.c.connection_id, t.c.account_id)
         .having(func.count() >= min_days)
@@ -156,14 +161,12 @@ def adopters(engine: Engine, integration: str, *, as_of: datetime, min_days: int
 
 def installed_accounts(engine: Engine, integration: str, *, as_of: datetime) -> set[str]:
     """Accounts with any connection to ``integration`` installed by ``as_of``."""
-    from store.models import Connection
-
     t = Connection.__table__
     with engine.connect() as conn:
         return set(
             conn.execute(
                 select(t.c.account_id).where(
-                    t.c.integration == integration, t.c.installed_at <= as_utc(as_of)
+                    t.c.integration == integration, t.c.installed_at <= aware(as_of)
                 )
             ).scalars()
         )
@@ -414,7 +417,7 @@ class ImpactRequest:
         return cls(
             integration=integration,
             outcome=outcome,
-            as_of=as_utc(as_of),
+            as_of=aware(as_of),
             exact=tuple(cfg.exact if exact is None else exact),
             near=tuple(cfg.near if near is None else near),
             seed=cfg.seed if seed is None else seed,
@@ -428,7 +431,7 @@ class ImpactRequest:
 
 def default_as_of(cfg: ImpactConfig, now: datetime) -> datetime:
     """Without --as-of: adoption up to ``outcome_window_days`` ago, outcomes since."""
-    return as_utc(now) - timedelta(days=cfg.outcome_window_days)
+    return aware(now) - timedelta(days=cfg.outcome_window_days)
 
 
 def build_design(
@@ -522,7 +525,8 @@ def _report(
 
     lift = num(est.lift * scale, 2) if enough else None
     ci = [num(v * scale, 2) for v in est.lift_ci] if enough else [None, None]
-    measurable = bool(enough and ci[0] is not None and (ci[0] > 0 or ci[1] < 0))
+    lo, hi = ci
+    measurable = bool(enough and lo is not None and hi is not None and (lo > 0 or hi < 0))
     if is_rate:
         basis = "percentage points"
         points = est.lift * 100
@@ -616,7 +620,7 @@ def analyze_all(engine: Engine, config: Config, req: ImpactRequest) -> dict[str,
     pop = load_population(engine, as_of=req.as_of)
     items: list[dict[str, Any]] = []
     for key in integration_keys(engine, config):
-        one = ImpactRequest(**{**req.__dict__, "integration": key})
+        one = replace(req, integration=key)
         items.append(analyze(engine, config, one, population=pop))
     lower = req.outcome in LOWER_IS_BETTER
 

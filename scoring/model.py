@@ -25,9 +25,9 @@ from sqlalchemy import Engine, select
 from integration_signals.settings import SEGMENTS, Config
 from scoring.backtest import auc, outcomes
 from scoring.facts import AccountFacts, cutoff_of, load_facts
-from scoring.impact import adopters, integration_keys
+from scoring.impact import adopters, aware, integration_keys
 from store.models import KeyValue
-from store.sql import as_utc, upsert
+from store.sql import upsert
 
 KV_KEY = "outcome_model"
 
@@ -142,7 +142,7 @@ def integration_pairs(
                 mask[pos[aid]] = True
         if mask.sum() >= min_support:
             sets[key] = mask
-    pairs = []
+    pairs: list[dict[str, Any]] = []
     for a, b in itertools.combinations(sorted(sets), 2):
         both = sets[a] & sets[b]
         support = int(both.sum())
@@ -174,7 +174,7 @@ def train(
     cfg = config.impact
     horizon = horizon_days or cfg.horizon_days
     keys = integration_keys(engine, config)
-    newest = (as_utc(now) - timedelta(days=horizon)).date() - timedelta(days=1)
+    newest = (aware(now) - timedelta(days=horizon)).date() - timedelta(days=1)
     days = [newest - timedelta(days=cfg.model_step_days * i) for i in range(cfg.model_snapshots)]
     snaps = [snapshot(engine, config, d, horizon_days=horizon, keys=keys) for d in days]
     test_ids, test_feats, y_test = snaps[0]
@@ -220,7 +220,7 @@ def train(
         adoption_days=cfg.adoption_days,
     )
     report = {
-        "trained_at": as_utc(now).isoformat(),
+        "trained_at": aware(now).isoformat(),
         "config_version": config.version,
         "target": "churn within the horizon (renewal probability = 1 - churn probability)",
         "horizon_days": horizon,
@@ -242,7 +242,7 @@ def train(
         upsert(
             conn,
             KeyValue.__table__,
-            [{"key": KV_KEY, "value": model, "updated_at": as_utc(now)}],
+            [{"key": KV_KEY, "value": model, "updated_at": aware(now)}],
             keys=["key"],
             update=lambda ex: {"value": ex.value, "updated_at": ex.updated_at},
         )
@@ -264,9 +264,9 @@ def churn_probabilities(
     if model is None:
         raise ModelError("no outcome model is stored yet; run `signals model train` first")
     keys = [n.removeprefix("uses:") for n in model["features"] if n.startswith("uses:")]
-    customers, _ = outcomes(engine, start=as_utc(as_of), end=as_utc(as_of))
+    customers, _ = outcomes(engine, start=aware(as_of), end=aware(as_of))
     wanted = sorted(customers if account_ids is None else set(customers) & set(account_ids))
-    facts = load_facts(engine, config, as_of=as_utc(as_of).date(), account_ids=wanted)
+    facts = load_facts(engine, config, as_of=aware(as_of).date(), account_ids=wanted)
     ids = sorted(facts)
     prob = predict(model, [account_features(facts[a], keys) for a in ids])
     return {a: float(p) for a, p in zip(ids, prob, strict=True)}
