@@ -123,7 +123,8 @@ def main() -> None:
     if not args.no_readme:
         write_section(
             "impact",
-            f"`python bench/impact.py --accounts {args.accounts}` ({args.runs} runs; "
+            f"`python bench/impact.py --accounts {args.accounts} --baseline-resamples "
+            f"{args.baseline_resamples}` ({args.runs} runs; "
             f"{adopters:,} adopters, {NEIGHBORS} neighbours, {RESAMPLES} bootstrap resamples, "
             "42 exact cells, 3 numeric covariates; baseline = a fresh nearest-neighbour search per "
             f"cell per resample, timed on {args.baseline_resamples} resamples and scaled; the two "

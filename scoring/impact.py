@@ -304,7 +304,10 @@ def estimate(
     """Matched lift with a re-matching bootstrap interval, and the naive difference."""
     y, treated = design.y, design.treated
     n = len(y)
-    width = max(neighbors, min(64, int((~treated).sum()) or 1))
+    # Candidates kept per adopter: a resample draws each control with probability ~0.63,
+    # so fewer than ``neighbors`` of the nearest 8 * neighbors (at least 24) being drawn
+    # is a ~1e-8 event; the ranking need not be longer.
+    width = max(neighbors, min(max(24, 8 * neighbors), int((~treated).sum()) or 1))
     t_idx, rank = _rankings(design, caliper, width)
     c_mask = ~treated
     y_t = y[t_idx]
