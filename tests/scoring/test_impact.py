@@ -7,16 +7,21 @@ import json
 from dataclasses import replace
 from datetime import timedelta
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from scoring.impact import (
+    Design,
     ImpactError,
     ImpactRequest,
     adopters,
     analyze,
     band_for,
     default_as_of,
+    estimate,
 )
 from tests.scoring.synth import AS_OF, CONFIG, World, confounded_world
 
@@ -219,3 +224,45 @@ def test_cli_errors_are_one_line(cli, args, code, text):
     result = cli(*args)
     assert result.exit_code == code
     assert text in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- properties of the estimator
+
+_cells = st.integers(min_value=1, max_value=4)
+
+
+@st.composite
+def _designs(draw):  # type: ignore[no-untyped-def]
+    """Random small designs whose outcome depends only on the exact cell."""
+    n = draw(st.integers(min_value=8, max_value=60))
+    k = draw(_cells)
+    cells = np.array(draw(st.lists(st.integers(0, k - 1), min_size=n, max_size=n)))
+    treated = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    level = np.array(draw(st.lists(st.floats(-5, 5), min_size=k, max_size=k)))
+    near = np.array(draw(st.lists(st.floats(-3, 3), min_size=n, max_size=n)))[:, None]
+    return Design(
+        treated=treated,
+        y=level[cells],
+        cells=cells.astype(np.int64),
+        near=near,
+        exact_values={"cell": cells.astype(str)},
+        near_raw={"x": near[:, 0]},
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(design=_designs(), shift=st.floats(-100, 100), seed=st.integers(0, 2**16))
+def test_an_outcome_explained_by_the_exact_cells_gives_zero_lift_whatever_the_shift(
+    design, shift, seed
+):
+    est = estimate(design, neighbors=2, bootstrap=50, seed=seed)
+    if est.matched_adopters == 0:
+        return
+    assert est.lift == pytest.approx(0.0, abs=1e-9)
+    assert est.lift_ci[0] == pytest.approx(0.0, abs=1e-9)
+    assert est.lift_ci[1] == pytest.approx(0.0, abs=1e-9)
+    shifted = replace(design, y=design.y + shift)
+    assert estimate(shifted, neighbors=2, bootstrap=50, seed=seed).lift == pytest.approx(
+        0.0, abs=1e-6
+    )
+    assert all(b["smd_after"] == 0.0 for b in est.balance if b["covariate"] == "cell")
