@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import Engine, String, func, null, or_, select, type_coerce
+from sqlalchemy import Engine, String, func, or_, select, type_coerce
 
 from integration_signals.settings import COMPONENTS, Config
 from scoring.facts import AccountFacts, load_facts, load_facts_conn
@@ -230,29 +230,27 @@ _HISTORY_COLUMNS = (
 
 
 def _read_stored(conn: Any, *, with_components: bool) -> dict[str, tuple[Any, ...]]:
-    """(segment, components, percentiles, fingerprint, score) of every scored account;
-    JSON parsed with orjson (the column type's json.loads is several times slower)."""
+    """(segment, component scores, percentiles, fingerprint, score) of every scored
+    account. Component scores come from the small ``details.component_scores`` copy,
+    not from parsing every (large) components document."""
     s = AccountScore.__table__
     a = Account.__table__
     cols = [
         s.c.account_id,
-        type_coerce(s.c.components, String) if with_components else null(),
         type_coerce(s.c.percentiles, String),
         s.c.inputs_hash,
         a.c.segment,
         s.c.score,
+        type_coerce(s.c.details, String) if with_components else s.c.score,
     ]
     stored: dict[str, tuple[Any, ...]] = {}
-    for aid, components, percentiles, fingerprint, segment, value in conn.execute(
+    for aid, percentiles, fingerprint, segment, value, details in conn.execute(
         select(*cols).select_from(s.join(a, a.c.account_id == s.c.account_id))
     ):
-        stored[aid] = (
-            segment,
-            _loads(components),
-            _loads(percentiles),
-            fingerprint,
-            value,
-        )
+        components = None
+        if with_components:
+            components = (_loads(details) or {}).get("component_scores")
+        stored[aid] = (segment, components, _loads(percentiles), fingerprint, value)
     return stored
 
 
@@ -392,7 +390,7 @@ def _percentiles(
         if aid in scores or not components:
             continue
         seg = segment if segment in segments else default
-        values = [int(components.get(n, {}).get("score", 0)) for n in COMPONENTS]
+        values = [int(components.get(n) or 0) for n in COMPONENTS]
         values.append(int(value))
         by_segment[seg].append((aid, values))
     for aid, sc in scores.items():
