@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, func, select
 
 from integration_signals.runtime import Runtime, UserError, stderr
+from integration_signals.settings import Config
 from store import models
 from store.accounts import import_account_objects
 from store.demo import generate
@@ -98,7 +99,43 @@ def run_demo(rt: Runtime, *, accounts: int, seed: int, as_json: bool) -> DemoRes
     _score_step(rt, summary, end)
     summary["signals"] = demo_signals(rt, as_of=end)
     summary["acme"] = _acme_card(rt, end)
+    _impact_step(rt, summary, end)
     return DemoResult(summary, _render)
+
+
+# The demo plants a real effect on churn (Snowflake) and a confounded, useless one
+# (Salesforce, adopted by the big accounts that churn less anyway); see store/demo.py.
+IMPACT_DEMO = ("snowflake", "salesforce")
+
+
+def _impact_step(rt: Runtime, summary: dict[str, Any], end: datetime) -> None:
+    """Cycle step: impact on churn of the planted integrations, naive vs matched."""
+    summary["impact"] = demo_impact(rt.engine, rt.config, end=end)
+
+
+def demo_impact(engine: Engine, config: Config, *, end: datetime) -> dict[str, Any]:
+    """Impact on churn of the demo's planted integrations, adoption measured up to
+    ``impact.outcome_window_days`` before ``end``."""
+    from scoring.impact import ImpactRequest, analyze, default_as_of, load_population
+
+    cfg = config.impact
+    as_of = default_as_of(cfg, end)
+    population = load_population(engine, as_of=as_of)
+    keep = (
+        "integration", "integration_name", "adopters", "controls", "adopter_mean",
+        "control_mean", "lift", "lift_ci95", "naive_lift", "band", "measurable", "verdict",
+    )  # fmt: skip
+    results = []
+    for key in IMPACT_DEMO:
+        req = ImpactRequest.from_config(cfg, key, "churned", as_of=as_of)
+        report = analyze(engine, config, req, population=population)
+        results.append({k: report[k] for k in keep})
+    return {
+        "outcome": "churned",
+        "as_of": as_of,
+        "matched_on": list(cfg.exact) + list(cfg.near),
+        "integrations": results,
+    }
 
 
 def _score_step(rt: Runtime, summary: dict[str, Any], end: datetime) -> None:
@@ -198,9 +235,33 @@ def _render(d: dict[str, Any]) -> None:
         print()
         render_health(d["acme"])
         print()
+    if "impact" in d:
+        render_impact(d["impact"])
     print("Next: `signals quarantine`, `signals accounts import FILE`, `signals ingest FILE`.")
     print("      `signals score`, `signals health acme`, `signals funnel`, `signals ttv`,")
     print("      `signals retention --integration salesforce --plot retention.png`.")
     print(
         "      `signals signals`, `signals tasks --status open`, `signals tasks claim ID --by YOU`."
     )
+    print("      `signals impact snowflake --outcome churned`, `signals impact --all --outcome")
+    print(
+        "      churned`, `signals backtest --as-of 2026-08-01 --horizon 90d`, `signals model train`."
+    )
+
+
+def render_impact(im: dict[str, Any]) -> None:
+    print(
+        f"Impact on churn (adoption up to {str(im['as_of'])[:10]}, churn after; matched on "
+        f"{', '.join(im['matched_on'])}):"
+    )
+    for r in im["integrations"]:
+        lift = "n/a" if r["lift"] is None else f"{r['lift']:+.1f} pts"
+        lo, hi = r["lift_ci95"]
+        ci = "" if lo is None else f" [{lo:+.1f}, {hi:+.1f}]"
+        print(
+            f"  {r['integration_name']:<11} adopters {r['adopters']:>3}  naive "
+            f"{r['naive_lift']:+.1f} pts  matched {lift}{ci}  -> {r['band'] or 'n/a'}"
+        )
+        print(f"  {'':<11} {r['verdict']}")
+    print("  (naive = all adopters vs all non-adopters; correlational, not causal)")
+    print()

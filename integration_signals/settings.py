@@ -47,6 +47,32 @@ class IngestConfig(_Strict):
     batch_size: int = Field(100_000, ge=1, le=1_000_000)
 
 
+class ImpactConfig(_Strict):
+    """Impact analysis, backtest and outcome model defaults (SPEC section 4, issue 8)."""
+
+    # Without --as-of, adoption is measured up to this many days ago and outcomes since.
+    outcome_window_days: int = Field(90, ge=1, le=3650)
+    # Successful syncs on this many distinct UTC days make an account an adopter.
+    adoption_days: int = Field(3, ge=1, le=365)
+    exact: list[str] = ["segment", "plan", "industry"]
+    near: list[str] = ["employees", "mrr", "tenure"]
+    # Matched controls per adopter (nearest neighbours, with replacement).
+    neighbors: int = Field(3, ge=1, le=20)
+    # Largest distance, in standard deviations of the standardised covariates; 0 = none.
+    caliper: float = Field(0.0, ge=0)
+    bootstrap: int = Field(1000, ge=50, le=100_000)
+    seed: int = 0
+    # Fewer matched adopters than this and no lift is reported.
+    min_adopters: int = Field(10, ge=2)
+    # Backtest and outcome-model horizon: churn within this many days counts.
+    horizon_days: int = Field(90, ge=1, le=3650)
+    # The outcome model learns from snapshots this many days apart; the newest is held out.
+    model_snapshots: int = Field(3, ge=2, le=24)
+    model_step_days: int = Field(30, ge=1, le=365)
+    # Integration pairs need at least this many accounts adopting both.
+    pair_min_support: int = Field(10, ge=2)
+
+
 COMPONENTS = (
     "activation_depth",
     "usage_volume",
@@ -275,6 +301,7 @@ class Config(_Strict):
 
     integrations: dict[str, IntegrationDef]
     ingest: IngestConfig = IngestConfig()
+    impact: ImpactConfig = ImpactConfig()
     scoring: ScoringConfig = ScoringConfig()
     signals: SignalsConfig = SignalsConfig()
 

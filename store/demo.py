@@ -4,9 +4,9 @@ Patterns in it: healthy automated daily syncs with weekday seasonality and growt
 setups that never activate, abandonment, broken auth, degrading connections,
 manual-only use, accounts growing toward their API limit, onboarding accounts, and
 Acme Corp (``acme``) as in SPEC section 4. For impact analysis two effects are
-planted: Snowflake adoption lowers churn (a real effect); Salesforce adoption is
-common among big accounts, which churn less anyway, but changes nothing itself
-(a confounded, useless one).
+planted: Snowflake adoption lowers churn by 25 points (a real effect); Salesforce
+adoption is common among big accounts, which churn less anyway, but changes nothing
+itself (a confounded, useless one). `signals impact` tells them apart.
 
 Only the end moment varies between runs: every offset is relative to ``end``.
 """
@@ -94,8 +94,16 @@ _PLANS = {
 _SYNCS_PER_DAY = {"smb": (1, 1), "mid_market": (1, 2), "enterprise": (1, 3)}
 _N_INTEGRATIONS = {"smb": (1, 3), "mid_market": (2, 5), "enterprise": (4, 9)}
 _BASE_RECORDS = {"smb": 400, "mid_market": 2_000, "enterprise": 8_000}
-_CHURN_BASE = {"smb": 0.30, "mid_market": 0.18, "enterprise": 0.10}
+# Churn probability after the analysis moment, by segment (+5 points on the cheaper
+# plans). Two effects are planted on it, big enough to be told apart from noise in 300
+# accounts: Salesforce is adopted by size (confounded with the lower churn of big
+# accounts) and changes nothing; Snowflake is adopted regardless of size, always really
+# used, and lowers churn by 25 points (20 for enterprise, whose churn cannot go lower).
+_CHURN_BASE = {"smb": 0.38, "mid_market": 0.30, "enterprise": 0.22}
 _SALESFORCE_ADOPTION = {"smb": 0.15, "mid_market": 0.55, "enterprise": 0.9}
+_SNOWFLAKE_ADOPTION = 0.45
+_SNOWFLAKE_CHURN_EFFECT = 0.25
+_PLANTED = ("salesforce", "snowflake")
 
 # Weighted by how common each integration is among customers.
 _POPULARITY = {
@@ -374,9 +382,11 @@ def _acme(b: _Builder) -> None:
 
 def generate(seed: int = 7, n_accounts: int = 300, *, end: datetime) -> DemoData:
     b = _Builder(seed, end)
-    rng = b.rng
     _acme(b)
-    keys = list(_POPULARITY)
+    # The other accounts draw from a stream of their own, so tuning Acme does not
+    # reshuffle them (nor the impact effects planted among them).
+    b.rng = rng = random.Random(f"accounts-{seed}")
+    keys = [k for k in _POPULARITY if k not in _PLANTED]  # planted ones are chosen below
     weights = [_POPULARITY[k] for k in keys]
     used_names: set[str] = {"Acme Corp"}
     for i in range(1, n_accounts):
@@ -398,6 +408,8 @@ def generate(seed: int = 7, n_accounts: int = 300, *, end: datetime) -> DemoData
         chosen: list[str] = []
         if rng.random() < _SALESFORCE_ADOPTION[segment]:
             chosen.append("salesforce")
+        if rng.random() < _SNOWFLAKE_ADOPTION:
+            chosen.append("snowflake")
         while len(chosen) < n_int:
             pick = rng.choices(keys, weights)[0]
             if pick not in chosen:
@@ -405,7 +417,7 @@ def generate(seed: int = 7, n_accounts: int = 300, *, end: datetime) -> DemoData
         churn_p = _CHURN_BASE[segment] + (0.05 if plan in ("starter", "growth") else 0.0)
         has_snowflake = "snowflake" in chosen
         if has_snowflake:
-            churn_p -= 0.12  # the planted, real effect
+            churn_p -= _SNOWFLAKE_CHURN_EFFECT  # the planted, real effect
         growing_to_limit = segment != "smb" and rng.random() < 0.06
         account_row: dict[str, Any] = {
             "account_id": account,
@@ -440,6 +452,8 @@ def generate(seed: int = 7, n_accounts: int = 300, *, end: datetime) -> DemoData
         base = _BASE_RECORDS[segment] * rng.uniform(0.3, 2.0)
         for n, integration in enumerate(chosen):
             roll = rng.random()
+            if integration == "snowflake":
+                roll = 1.0  # planted adopters really use it: the effect is of use, not install
             install_day = min(
                 DAYS - 1, start_offset + int(rng.expovariate(1 / 10)) + n * rng.randint(0, 12)
             )
@@ -451,7 +465,8 @@ def generate(seed: int = 7, n_accounts: int = 300, *, end: datetime) -> DemoData
                 "depth": rng.uniform(0.1, 0.9),
                 "growth": rng.uniform(-0.1, 0.15),
             }
-            if churn_day is not None:
+            if churn_day is not None and roll >= 0.11:
+                # Churners set up and activate like everyone else, then leave.
                 kw.update(pattern="uninstalled", stop_day=max(install_day + 3, churn_day - 10))
             elif roll < 0.08:
                 kw.update(pattern="never_activated")
