@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import responses
 from sqlalchemy import Engine, delete
 
 from store import models
 from store.sql import upsert
 from tests.fakes.hubspot import FakeHubSpot
+from tests.fakes.salesforce import INSTANCE, FakeSalesforce
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 TOKEN = "pat-na1-0123456789abcdef-SECRET"
@@ -135,3 +137,38 @@ def hubspot_env(hubspot: FakeHubSpot, config_path: Path) -> dict[str, str]:
         "HUBSPOT_API_URL": hubspot.url,
         "SIGNALS_CONFIG": str(config_path),
     }
+
+
+SF_TOKEN = "00Dxx0000001gPL!AR8AQJXg.SECRET-session"
+
+
+@pytest.fixture
+def salesforce() -> Iterator[FakeSalesforce]:
+    fake = FakeSalesforce(token=SF_TOKEN)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake.register(rsps)
+        yield fake
+
+
+@pytest.fixture
+def salesforce_env(salesforce: FakeSalesforce, config_path: Path) -> dict[str, str]:
+    return {
+        "SALESFORCE_INSTANCE_URL": f"https://{INSTANCE}",
+        "SALESFORCE_ACCESS_TOKEN": SF_TOKEN,
+        "SIGNALS_CONFIG": str(config_path),
+    }
+
+
+def salesforce_rows(n: int, fake: FakeSalesforce, *, start: int = 0) -> list[dict[str, Any]]:
+    rows = []
+    for i in range(start, start + n):
+        record_id = fake.add_account(f"001SEED{i:011d}", Name=f"Account {i}")
+        rows.append(
+            {
+                "account_id": f"acct-{i:05d}",
+                "salesforce_id": record_id,
+                "score": 50 + i % 50,
+                "band": "healthy" if i % 50 >= 25 else "watch",
+            }
+        )
+    return rows
