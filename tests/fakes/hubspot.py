@@ -58,6 +58,7 @@ class Fault:
     times: int = 1
     hang: float = 0.0  # seconds to sleep, then drop the connection without answering
     hold: threading.Event | None = None  # wait for it, then drop the connection
+    after: int = 0  # let this many matching requests through first
 
 
 @dataclass
@@ -151,7 +152,9 @@ class FakeHubSpot:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self.url
 
     @property
@@ -210,6 +213,9 @@ class FakeHubSpot:
         with self._lock:
             for f in self.faults:
                 if f.times > 0 and path == f.path:
+                    if f.after > 0:
+                        f.after -= 1
+                        continue
                     f.times -= 1
                     fault = f
                     break

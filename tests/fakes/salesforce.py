@@ -109,9 +109,7 @@ class FakeSalesforce:
             callback=self._login,
         )
         for method in ("GET", "POST", "PATCH", "PUT", "DELETE"):
-            rsps.add_callback(
-                method, re.compile(re.escape(BASE) + r".*"), callback=self._callback
-            )
+            rsps.add_callback(method, re.compile(re.escape(BASE) + r".*"), callback=self._callback)
 
     def _login(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
         body = request.body.decode() if isinstance(request.body, bytes) else str(request.body)
@@ -149,7 +147,11 @@ class FakeSalesforce:
         except ValueError:
             body = raw
         for fault in self.faults:
-            if fault.times > 0 and fault.method == request.method and re.fullmatch(fault.path, path):
+            if (
+                fault.times > 0
+                and fault.method == request.method
+                and re.fullmatch(fault.path, path)
+            ):
                 fault.times -= 1
                 self.log.append(Logged(request.method or "", path, body, fault.status))
                 if fault.error is not None:
@@ -165,7 +167,13 @@ class FakeSalesforce:
         if self.api_usage > self.api_limit:
             self.log.append(Logged(request.method or "", path, body, 403))
             return self._reply(
-                403, [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+                403,
+                [
+                    {
+                        "message": "TotalRequests Limit exceeded.",
+                        "errorCode": "REQUEST_LIMIT_EXCEEDED",
+                    }
+                ],
             )
         status, payload, headers = self._route(request.method or "", path, url.query, body)
         self.log.append(Logged(request.method or "", path, body, status))
@@ -198,7 +206,11 @@ class FakeSalesforce:
             return self._collections(body)
         if path.startswith("jobs/ingest"):
             return self._bulk(method, path, body)
-        return 404, [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}], {}
+        return (
+            404,
+            [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}],
+            {},
+        )
 
     def _describe(self) -> dict[str, Any]:
         return {
@@ -238,7 +250,11 @@ class FakeSalesforce:
     def _query(self, soql: str) -> tuple[int, Any, dict[str, str]]:
         m = re.fullmatch(r"SELECT Id, Website FROM Account WHERE (.+)", soql, re.S)
         if not m:
-            return 400, [{"errorCode": "MALFORMED_QUERY", "message": f"unexpected query: {soql[:80]}"}], {}
+            return (
+                400,
+                [{"errorCode": "MALFORMED_QUERY", "message": f"unexpected query: {soql[:80]}"}],
+                {},
+            )
         patterns = []
         rest = m.group(1)
         clause = re.compile(r"Website LIKE '((?:[^'\\]|\\.)*)'(?: OR |$)", re.S)
@@ -246,12 +262,27 @@ class FakeSalesforce:
         while pos < len(rest):
             cm = clause.match(rest, pos)
             if not cm:
-                return 400, [{"errorCode": "MALFORMED_QUERY", "message": f"bad clause at {rest[pos:pos + 60]}"}], {}
+                return (
+                    400,
+                    [
+                        {
+                            "errorCode": "MALFORMED_QUERY",
+                            "message": f"bad clause at {rest[pos : pos + 60]}",
+                        }
+                    ],
+                    {},
+                )
             patterns.append(_like_regex(cm.group(1)))
             pos = cm.end()
         hits = [
-            {"attributes": {"type": "Account", "url": f"/services/data/v{VERSION}/sobjects/Account/{a['Id']}"},
-             "Id": a["Id"], "Website": a.get("Website")}
+            {
+                "attributes": {
+                    "type": "Account",
+                    "url": f"/services/data/v{VERSION}/sobjects/Account/{a['Id']}",
+                },
+                "Id": a["Id"],
+                "Website": a.get("Website"),
+            }
             for a in self.accounts.values()
             if a.get("Website") and any(p.fullmatch(a["Website"]) for p in patterns)
         ]
@@ -285,9 +316,17 @@ class FakeSalesforce:
                 continue
             kind = self.fields[name]
             if kind == "double" and value is not None and not isinstance(value, int | float):
-                return "INVALID_TYPE_ON_FIELD_IN_RECORD", f"{name}: value not of required type: {value}", [name]
+                return (
+                    "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                    f"{name}: value not of required type: {value}",
+                    [name],
+                )
             if kind == "boolean" and not isinstance(value, bool):
-                return "INVALID_TYPE_ON_FIELD_IN_RECORD", f"{name}: value not of required type: {value}", [name]
+                return (
+                    "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                    f"{name}: value not of required type: {value}",
+                    [name],
+                )
             if kind == "string" and value is not None and len(str(value)) > 255:
                 return "STRING_TOO_LONG", f"{name}: data value too large", [name]
         return None
@@ -302,32 +341,75 @@ class FakeSalesforce:
     def _collections(self, body: Any) -> tuple[int, Any, dict[str, str]]:
         records = (body or {}).get("records") or []
         if len(records) > 200:
-            return 400, [{"errorCode": "EXCEEDED_ID_LIMIT",
-                          "message": "record limit reached. cannot submit more than 200 records into this call"}], {}
+            return (
+                400,
+                [
+                    {
+                        "errorCode": "EXCEEDED_ID_LIMIT",
+                        "message": "record limit reached. cannot submit more than 200 records into this call",
+                    }
+                ],
+                {},
+            )
         unknown = self._unknown_field(records)
         if unknown:
-            return 400, [{"errorCode": "INVALID_FIELD",
-                          "message": f"No such column '{unknown}' on sobject of type Account"}], {}
+            return (
+                400,
+                [
+                    {
+                        "errorCode": "INVALID_FIELD",
+                        "message": f"No such column '{unknown}' on sobject of type Account",
+                    }
+                ],
+                {},
+            )
         for r in records:
             for name in r:
                 if name in self.read_only and name != "Id":
-                    return 400, [{"errorCode": "INVALID_FIELD_FOR_INSERT_UPDATE",
-                                  "message": f"Unable to create/update fields: {name}."}], {}
+                    return (
+                        400,
+                        [
+                            {
+                                "errorCode": "INVALID_FIELD_FOR_INSERT_UPDATE",
+                                "message": f"Unable to create/update fields: {name}.",
+                            }
+                        ],
+                        {},
+                    )
         problems = [self._validate(r) for r in records]
         all_or_none = bool((body or {}).get("allOrNone"))
         if all_or_none and any(problems):
-            return 200, [
-                {"success": False, "errors": [{"statusCode": p[0], "message": p[1], "fields": p[2]}]}
-                if p
-                else {"success": False, "errors": [{"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-                      "message": "Record rolled back because not all records were valid and the request was using AllOrNone header",
-                      "fields": []}]}
-                for p in problems
-            ], {}
+            return (
+                200,
+                [
+                    {
+                        "success": False,
+                        "errors": [{"statusCode": p[0], "message": p[1], "fields": p[2]}],
+                    }
+                    if p
+                    else {
+                        "success": False,
+                        "errors": [
+                            {
+                                "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                                "message": "Record rolled back because not all records were valid and the request was using AllOrNone header",
+                                "fields": [],
+                            }
+                        ],
+                    }
+                    for p in problems
+                ],
+                {},
+            )
         out = []
         for r, p in zip(records, problems, strict=True):
             if p:
-                out.append({"success": False, "errors": [{"statusCode": p[0], "message": p[1], "fields": p[2]}]})
+                out.append(
+                    {
+                        "success": False,
+                        "errors": [{"statusCode": p[0], "message": p[1], "fields": p[2]}],
+                    }
+                )
                 continue
             rid = r["id"]
             self.accounts[rid].update({k: v for k, v in r.items() if k not in ("id", "attributes")})
@@ -361,7 +443,11 @@ class FakeSalesforce:
             return 200, _public(job), {}
         job = self.jobs.get(parts[2])
         if job is None:
-            return 404, [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}], {}
+            return (
+                404,
+                [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}],
+                {},
+            )
         if method == "PUT" and parts[3:] == ["batches"]:
             if job["state"] != "Open":
                 return 400, [{"errorCode": "INVALIDJOBSTATE", "message": "Job is not open"}], {}
@@ -379,12 +465,24 @@ class FakeSalesforce:
         if method == "GET" and len(parts) == 4:
             kind = parts[3]
             if kind == "successfulResults":
-                return 200, _csv(["sf__Id", "sf__Created"], job["_ok"]), {"Content-Type": "text/csv"}
+                return (
+                    200,
+                    _csv(["sf__Id", "sf__Created"], job["_ok"]),
+                    {"Content-Type": "text/csv"},
+                )
             if kind == "failedResults":
-                return 200, _csv(["sf__Id", "sf__Error"], job["_failed"]), {"Content-Type": "text/csv"}
+                return (
+                    200,
+                    _csv(["sf__Id", "sf__Error"], job["_failed"]),
+                    {"Content-Type": "text/csv"},
+                )
             if kind in ("unprocessedrecords", "unprocessedRecords"):
                 return 200, "", {"Content-Type": "text/csv"}
-        return 404, [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}], {}
+        return (
+            404,
+            [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}],
+            {},
+        )
 
     def _run_job(self, job: dict[str, Any]) -> None:
         rows = list(csv.DictReader(io.StringIO(job["_csv"] or "")))
@@ -412,7 +510,9 @@ class FakeSalesforce:
                     record[name] = cell
             problem = self._validate(record)
             if problem:
-                job["_failed"].append({"sf__Id": "", "sf__Error": f"{problem[0]}:{problem[1]}:--", **row})
+                job["_failed"].append(
+                    {"sf__Id": "", "sf__Error": f"{problem[0]}:{problem[1]}:--", **row}
+                )
                 continue
             self.accounts[row["Id"]].update({k: v for k, v in record.items() if k != "id"})
             self.writes[row["Id"]] += 1
