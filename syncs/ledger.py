@@ -148,6 +148,16 @@ def feed_stale_open(conn: Connection) -> bool:
 def start_run(
     conn: Connection, destination: str, *, dry_run: bool, full: bool, now: datetime
 ) -> int:
+    """Record a new run. A real run also marks earlier runs of the destination that
+    never finished (a killed process) as ``interrupted``: their confirmed writes are in
+    the ledger, and this run finishes the rest."""
+    if not dry_run:
+        r = runs_t.c
+        conn.execute(
+            update(runs_t)
+            .where(and_(r.destination == destination, r.status == "running", r.dry_run.is_(False)))
+            .values(status="interrupted", error="the process ended before the run finished")
+        )
     result = conn.execute(
         runs_t.insert().values(
             destination=destination,

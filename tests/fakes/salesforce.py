@@ -80,6 +80,7 @@ class FakeSalesforce:
         self.logins = 0
         self.password = "hunter2-password"
         self._id = 0
+        self._expire: tuple[str, str, int] | None = None
 
     # ------------------------------------------------------------------ helpers
     def add_account(self, account_id: str | None = None, **fields: Any) -> str:
@@ -91,6 +92,10 @@ class FakeSalesforce:
 
     def expire_sessions(self) -> None:
         self.tokens.clear()
+
+    def expire_before(self, method: str, path: str, nth: int) -> None:
+        """Expire every session just before the ``nth`` request to ``path`` (mid-run)."""
+        self._expire = (method, path, nth)
 
     def requests(self, method: str, path: str) -> list[Logged]:
         return [r for r in self.log if r.method == method and re.fullmatch(path, r.path)]
@@ -157,6 +162,15 @@ class FakeSalesforce:
                 if fault.error is not None:
                     raise fault.error(f"fake {fault.error.__name__}")
                 return self._reply(fault.status, fault.body, fault.headers)
+        if (
+            self._expire is not None
+            and self._expire[0] == request.method
+            and re.fullmatch(self._expire[1], path)
+        ):
+            seen = len(self.requests(self._expire[0], self._expire[1])) + 1
+            if seen >= self._expire[2]:
+                self.expire_sessions()
+                self._expire = None
         auth = request.headers.get("Authorization", "")
         if auth.removeprefix("Bearer ") not in self.tokens:
             self.log.append(Logged(request.method or "", path, body, 401))
