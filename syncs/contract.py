@@ -6,6 +6,7 @@ returns for every record. Pure: no I/O, no clock.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -186,6 +187,48 @@ class Sink(Protocol):
     def usage(self) -> dict[str, object]:
         """What the destination said about API usage (limits, remaining)."""
         ...
+
+
+def write_concurrently(
+    batches: Iterable[Sequence[RecordChange]],
+    write: Callable[[Sequence[RecordChange]], list[RecordResult]],
+    *,
+    workers: int,
+) -> Iterator[list[RecordResult]]:
+    """Write batches with up to ``workers`` requests in flight, yielding each batch's
+    results as soon as it is confirmed. After a failure no new batch starts, but batches
+    already in flight are still yielded (their writes happened) before the error is
+    raised, so the ledger misses nothing the CRM confirmed."""
+    if workers <= 1:
+        for batch in batches:
+            yield write(batch)
+        return
+    pending: set[Future[list[RecordResult]]] = set()
+    source = iter(batches)
+    error: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync-write") as pool:
+
+        def fill() -> None:
+            while error is None and len(pending) < workers:
+                batch = next(source, None)
+                if batch is None:
+                    return
+                pending.add(pool.submit(write, batch))
+
+        fill()
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                pending.discard(future)
+                try:
+                    results = future.result()
+                except BaseException as exc:  # re-raised below, after the others land
+                    error = error or exc
+                    continue
+                yield results
+            fill()
+    if error is not None:
+        raise error
 
 
 def write_isolating(
