@@ -37,7 +37,7 @@ from integration_signals.settings import Settings, load_config  # noqa: E402
 from store import models  # noqa: E402
 from store.engine import make_engine  # noqa: E402
 from syncs.run import run_sync  # noqa: E402
-from tests.fakes.hubspot import BATCH_UPDATE, OBJECT, FakeHubSpot  # noqa: E402
+from tests.fakes.hubspot import BATCH_UPDATE, FakeHubSpot  # noqa: E402
 from tests.fakes.salesforce import INSTANCE, FakeSalesforce  # noqa: E402
 
 TOKEN = "pat-na1-bench-token"
@@ -158,8 +158,7 @@ def bench_per_record(n: int, latency: float) -> dict:
         seconds = time.perf_counter() - started
         return {
             "records": n,
-            "requests": len(fake.requests(OBJECT + "/" + "x", "PATCH"))
-            or sum(1 for r in fake.log if r.method == "PATCH"),
+            "requests": sum(1 for r in fake.log if r.method == "PATCH"),
             "write_calls": sum(1 for r in fake.log if r.method == "PATCH" and r.status == 200),
             "seconds": seconds,
             "rate_limited": fake.rate_limited,
@@ -228,7 +227,7 @@ def main() -> None:
     base_requests = base["requests"] * scale
     base_seconds = base["seconds"] * scale
     ratio_requests = base_requests / ours["write_calls"]
-    floor_ratio = ours["seconds"] / ours["floor"]
+    floor_ratio = ours["seconds"] / ours["floor"] if ours["floor"] > 0 else float("nan")
     lines = [
         f"| what | ours ({n:,} accounts) | per-record script ({b:,} measured, x{scale:g}) | ratio | target |",
         "| --- | --- | --- | --- | --- |",

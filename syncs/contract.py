@@ -176,6 +176,10 @@ class Sink(Protocol):
     def check_fields(self, fields: Iterable[str]) -> None:
         """Raise ``MissingFields`` naming every mapped field the destination lacks."""
 
+    def prepare(self, fields: Iterable[str]) -> None:
+        """Before the first write: refuse (``MissingFields``) when fields are missing, by
+        asking the CRM up front or by naming them all when the first write is refused."""
+
     def find_by_domain(self, domains: Sequence[str]) -> dict[str, list[str]]:
         """Normalised domain -> ids of the CRM records whose domain normalises to it."""
         ...
@@ -257,3 +261,4 @@ class Destination:
     has_credentials: Callable[[Settings], bool]
     field_map: Callable[[Config], dict[str, str]]
     open_sink: Callable[[Config, Settings], Sink]
+    record_id: Callable[[str], str] = str  # the CRM's canonical form of a record id

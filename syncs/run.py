@@ -163,6 +163,7 @@ def run_sync(
             crm=dest.label,
             id_column=dest.id_column,
             finder=sink.find_by_domain if sink is not None else None,
+            canonical=dest.record_id,
         )
         report.unmatched_accounts = [
             {"account_id": a, "reason": r} for a, r in sorted(matches.unmatched.items())
@@ -204,7 +205,7 @@ def run_sync(
 
         if plan.changes:
             assert sink is not None
-            sink.check_fields(field_map.values())
+            sink.prepare(field_map.values())
             by_id = {c.record_id: c for c in plan.changes}
             done = 0
             for results in sink.write_batches(plan.changes):

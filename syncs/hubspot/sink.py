@@ -39,6 +39,7 @@ class HubSpotSink:
         self.client = client or HubSpotClient(settings, config.syncs)
         self.write_calls = 0
         self._lock = threading.Lock()
+        self._fields: list[str] = []
 
     @property
     def api_calls(self) -> int:
@@ -58,6 +59,13 @@ class HubSpotSink:
                 destination=self.name,
             )
 
+    def prepare(self, fields: Iterable[str]) -> None:
+        """No request up front: every request counts against the rate limit, and HubSpot
+        refuses a whole batch that names a missing property (nothing is written), so the
+        first write is the check. When it is refused, ``_write_once`` lists every
+        missing property with one more request."""
+        self._fields = list(fields)
+
     def find_by_domain(self, domains: Sequence[str]) -> dict[str, list[str]]:
         wanted = set(domains)
         found: dict[str, set[str]] = {}
@@ -73,9 +81,20 @@ class HubSpotSink:
     def _write_once(self, batch: Sequence[RecordChange]) -> list[RecordResult]:
         with self._lock:
             self.write_calls += 1
-        response = self.client.batch_update(
-            [(c.record_id, mapping.to_properties(c.new_values)) for c in batch]
-        )
+        try:
+            response = self.client.batch_update(
+                [(c.record_id, mapping.to_properties(c.new_values)) for c in batch]
+            )
+        except MissingFields as exc:
+            try:
+                self.check_fields(self._fields)
+            except MissingFields as listed:
+                exc = MissingFields(
+                    listed.message,
+                    fields=sorted(set(listed.fields) | set(exc.fields)),
+                    destination=self.name,
+                )
+            raise exc from None
         landed = {str(r["id"]) for r in response.get("results") or []}
         refused: dict[str, str] = {}
         for error in response.get("errors") or []:

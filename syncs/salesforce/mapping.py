@@ -20,6 +20,23 @@ KINDS: dict[str, str] = {
 }
 
 
+_SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+
+
+def record_id(value: str) -> str:
+    """Salesforce ids come as 15 case-sensitive or 18 case-insensitive characters; the
+    API answers with 18. Use 18 everywhere so one record is never two ledger entries."""
+    value = value.strip()
+    if len(value) != 15:
+        return value
+    suffix = ""
+    for i in range(3):
+        chunk = value[i * 5 : i * 5 + 5]
+        bits = sum(1 << j for j, ch in enumerate(chunk) if "A" <= ch <= "Z")
+        suffix += _SUFFIX[bits]
+    return value + suffix
+
+
 def field_map(config: Config) -> dict[str, str]:
     return {k: v for k, v in config.syncs.salesforce.fields.items() if v}
 

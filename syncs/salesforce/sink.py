@@ -82,6 +82,10 @@ class SalesforceSink:
                 destination=self.name,
             )
 
+    def prepare(self, fields: Iterable[str]) -> None:
+        """Describe Account before writing: a missing field would fail every record."""
+        self.check_fields(fields)
+
     # ---------------------------------------------------------------- matching
     def find_by_domain(self, domains: Sequence[str]) -> dict[str, list[str]]:
         """Accounts whose Website normalises to one of ``domains``. Salesforce compares

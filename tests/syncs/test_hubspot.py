@@ -11,8 +11,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from integration_signals.settings import load_config
 from store import models
-from tests.fakes.hubspot import BATCH_UPDATE, SEARCH, FakeHubSpot, Fault, _validation_error
+from tests.fakes.hubspot import (
+    BATCH_UPDATE,
+    PROPERTIES,
+    SEARCH,
+    FakeHubSpot,
+    Fault,
+    _validation_error,
+)
 from tests.syncs.conftest import FAST_CONFIG, NOW, TOKEN, hubspot_rows, seed_scores
 
 
@@ -33,6 +41,10 @@ def seed(engine, fake: FakeHubSpot, n: int, **extra) -> list[dict]:
     return rows
 
 
+def hubspot_fields() -> list[str]:
+    return list(load_config().syncs.hubspot.fields.values())
+
+
 def assert_crm_equals_computed(fake: FakeHubSpot, rows: list[dict]) -> None:
     for r in rows:
         company = fake.companies[r["hubspot_id"]]
@@ -49,7 +61,7 @@ def test_changed_records_cost_ceil_n_over_100_calls_and_unchanged_cost_none(
     assert first["_exit"] == 0
     assert (first["planned"], first["written"], first["failed"]) == (n, n, 0)
     assert hubspot.batch_calls() == first["write_calls"] == math.ceil(n / 100)
-    assert first["api_calls"] == math.ceil(n / 100) + 1  # + one properties check
+    assert first["api_calls"] == math.ceil(n / 100)  # not one request more
     assert max(len(r.body["inputs"]) for r in hubspot.requests(BATCH_UPDATE)) <= 100
     assert_crm_equals_computed(hubspot, rows)
 
@@ -237,7 +249,7 @@ def test_the_daily_limit_stops_the_run_cleanly_and_says_when_to_resume(
     cli, engine, hubspot, hubspot_env
 ):
     rows = seed(engine, hubspot, 350)
-    hubspot.daily_limit = 3  # the properties check and two batches
+    hubspot.daily_limit = 2  # two batches today
     data = run(cli, hubspot_env)
     assert data["_exit"] == 1 and data["status"] == "stopped"
     assert data["written"] == 200 and "midnight" in data["resume_after"]
@@ -259,9 +271,9 @@ def test_missing_properties_are_named_and_provision_creates_them_idempotently(
     rows = seed(engine, hubspot, 3)
     data = run(cli, hubspot_env)
     assert data["_exit"] == 1 and data["written"] == 0
-    assert "integration_health_score" in data["missing_fields"]
+    assert data["missing_fields"] == sorted(hubspot_fields())  # all seven, named
     assert "signals provision hubspot" in data["error"]
-    assert hubspot.batch_calls() == 0
+    assert hubspot.batch_calls() == 1 and not hubspot.writes  # refused whole, nothing written
 
     made = cli("provision", "hubspot", "--json", env=hubspot_env)
     assert made.exit_code == 0
@@ -294,6 +306,7 @@ def test_property_doesnt_exist_from_the_write_itself_names_the_property(
     assert data["missing_fields"] == ["integration_health_reason"]
     assert "run `signals provision hubspot`" in data["error"]
     assert hubspot.batch_calls() == 1  # not split record by record: it is not one record's fault
+    assert len(hubspot.requests(PROPERTIES, "GET")) == 1  # then one look for any other
 
 
 def test_a_renamed_property_missing_in_hubspot_is_named(
@@ -304,7 +317,7 @@ def test_a_renamed_property_missing_in_hubspot_is_named(
     seed(engine, hubspot, 2)
     data = run(cli, {**hubspot_env, "SIGNALS_CONFIG": str(config)})
     assert data["_exit"] == 1 and data["missing_fields"] == ["health_reason_v2"]
-    assert hubspot.batch_calls() == 0
+    assert not hubspot.writes
 
 
 def test_dry_run_shows_each_change_and_writes_nothing_anywhere(cli, engine, hubspot, hubspot_env):
@@ -354,7 +367,7 @@ def test_the_client_side_limiter_provokes_no_429s(cli, engine, tmp_path: Path):
         data = run(cli, env)
         assert data["_exit"] == 0 and data["written"] == 2500
         assert fake.rate_limited == 0 and data["usage"]["rate_limited_429"] == 0
-        assert len(fake.log) == 26  # the properties check and 25 batches, none refused
+        assert len(fake.log) == 25  # 25 batches, none refused
         assert_crm_equals_computed(fake, rows)
     finally:
         fake.stop()
