@@ -105,7 +105,7 @@ class HubSpotSyncConfig(_Strict):
         "scored_at": "integration_scored_at",
     }
     batch_size: int = Field(100, ge=1, le=100)
-    concurrency: int = Field(4, ge=1, le=16)
+    concurrency: int = Field(8, ge=1, le=16)
     requests_per_window: int = Field(100, ge=1)
     window_seconds: float = Field(10.0, gt=0)
     search_per_second: float = Field(4.0, gt=0)

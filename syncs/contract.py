@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Protocol
 
 from integration_signals.settings import Config, Settings
@@ -18,7 +19,7 @@ REASON_MAX = 255
 BAND_ORDER = {"healthy": 0, "watch": 1, "at_risk": 2}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AccountValues:
     """One product account's current results, as scoring and signals left them."""
 
@@ -32,6 +33,7 @@ class AccountValues:
     mrr: float | None = None
 
 
+@lru_cache(maxsize=4096)
 def _iso(value: datetime | None) -> str:
     if value is None:
         return ""
@@ -49,6 +51,12 @@ def _weighted_score(accounts: Sequence[AccountValues]) -> int:
     return max(0, min(100, int(value + 0.5)))
 
 
+def _reason(text: str | None) -> str:
+    if not text:
+        return ""
+    return text.replace("\r", " ").replace("\n", " ")[:REASON_MAX]
+
+
 def record_values(accounts: Sequence[AccountValues]) -> dict[str, str]:
     """The values one CRM record gets, as canonical strings (the ledger's format).
 
@@ -59,6 +67,18 @@ def record_values(accounts: Sequence[AccountValues]) -> dict[str, str]:
     """
     if not accounts:
         raise ValueError("a record needs at least one account")
+    if len(accounts) == 1:  # the common case, without the aggregation
+        a = accounts[0]
+        segments = sorted(set(a.segments))
+        return {
+            "score": str(max(0, min(100, a.score))),
+            "band": a.band,
+            "segments": ";".join(segments),
+            "expansion_ready": "true" if "expansion-ready" in segments else "false",
+            "active_integrations": str(max(a.active_integrations, 0)),
+            "reason": _reason(a.reason),
+            "scored_at": _iso(a.scored_at),
+        }
     ordered = sorted(accounts, key=lambda a: (a.score, a.account_id))
     band = max((a.band for a in accounts), key=lambda b: BAND_ORDER.get(b, 3))
     segments = sorted({s for a in accounts for s in a.segments})
@@ -70,7 +90,7 @@ def record_values(accounts: Sequence[AccountValues]) -> dict[str, str]:
         "segments": ";".join(segments),
         "expansion_ready": "true" if "expansion-ready" in segments else "false",
         "active_integrations": str(sum(max(a.active_integrations, 0) for a in accounts)),
-        "reason": reason.replace("\r", " ").replace("\n", " ")[:REASON_MAX],
+        "reason": _reason(reason),
         "scored_at": _iso(max(scored) if scored else None),
     }
 

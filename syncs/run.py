@@ -52,6 +52,7 @@ class SyncReport:
     error: str | None = None
     resume_after: str | None = None
     missing_fields: list[str] = field(default_factory=list)
+    tasks: dict[str, int] | None = None  # Salesforce Tasks, when playbook_tasks is on
     usage: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -80,6 +81,7 @@ class SyncReport:
             "error": self.error,
             "resume_after": self.resume_after,
             "missing_fields": self.missing_fields,
+            "tasks": self.tasks,
             "usage": self.usage,
             "seconds": self.seconds,
         }
@@ -213,6 +215,9 @@ def run_sync(
                 done += len(results)
                 if progress is not None:
                     progress(done, len(plan.changes))
+        if destination == "salesforce" and config.syncs.salesforce.playbook_tasks:
+            assert sink is not None
+            _sync_tasks(engine, sink, report, matches.record_of, written, now=now)
         report.status = "ok"
     except SyncStopped as exc:
         report.status = "stopped"
@@ -240,6 +245,49 @@ def run_sync(
     return report
 
 
+def _sync_tasks(
+    engine: Engine,
+    sink: Any,
+    report: SyncReport,
+    record_of: dict[str, str],
+    written: dict[str, dict[str, str | None]],
+    *,
+    now: datetime,
+) -> None:
+    """Playbook tasks as Salesforce Tasks on the matched Account: new ones created,
+    changed ones (claimed, done, snoozed) updated; diffed against the ledger like fields."""
+    from syncs.salesforce.mapping import task_values
+
+    with engine.connect() as conn:
+        tasks = ledger.load_tasks(conn, record_of)
+    records = {}
+    for task in tasks:
+        key = f"task:{task['id']}"
+        if task["status"] == "done" and key not in written:
+            continue  # finished before it was ever written: nothing to show
+        records[key] = ((task["account_id"],), task_values(task, record_of[task["account_id"]]))
+    plan = make_plan(records, written, band_field=None)
+    # An upsert may create the Task (deleted in Salesforce, or never confirmed): send it whole.
+    changes = [
+        RecordChange(
+            c.record_id,
+            c.account_ids,
+            {
+                f: (written.get(c.record_id, {}).get(f), v)
+                for f, v in records[c.record_id][1].items()
+            },
+        )
+        for c in plan.changes
+    ]
+    report.tasks = {"planned": len(changes), "written": 0, "failed": 0, "unchanged": plan.unchanged}
+    if not changes:
+        return
+    sink.check_task_fields()
+    by_id = {c.record_id: c for c in changes}
+    for results in sink.write_tasks(changes):
+        _record_batch(engine, report.destination, report, by_id, results, now=now, tasks=True)
+
+
 def _record_batch(
     engine: Engine,
     destination: str,
@@ -248,13 +296,18 @@ def _record_batch(
     results: list[RecordResult],
     *,
     now: datetime,
+    tasks: bool = False,
 ) -> None:
-    """Enter one confirmed batch into the ledger and the run record, in one transaction."""
+    """Enter one confirmed batch into the ledger and the run record, in one transaction.
+    ``tasks``: the batch holds Salesforce Tasks, counted apart from records."""
     for r in results:
-        if r.ok:
+        if tasks and report.tasks is not None:
+            report.tasks["written" if r.ok else "failed"] += 1
+        elif r.ok:
             report.written += 1
         else:
             report.failed += 1
+        if not r.ok:
             for account_id in by_id[r.record_id].account_ids:
                 report.failures.append(
                     {"account_id": account_id, "record_id": r.record_id, "error": r.error}
@@ -278,6 +331,7 @@ def _finish(engine: Engine, report: SyncReport, *, now: datetime) -> None:
         "usage": report.usage,
         "blocked": report.blocked,
         "resume_after": report.resume_after,
+        "tasks": report.tasks,
         "seconds": report.seconds,
     }
     with engine.begin() as conn:

@@ -86,6 +86,53 @@ class SalesforceSink:
         """Describe Account before writing: a missing field would fail every record."""
         self.check_fields(fields)
 
+    def check_task_fields(self) -> None:
+        describe = self.client.call(lambda sf: sf.Task.describe())
+        names = {f["name"] for f in describe.get("fields", [])}
+        if mapping.TASK_EXTERNAL_ID not in names:
+            raise MissingFields(
+                f"Salesforce Task lacks the field {mapping.TASK_EXTERNAL_ID} that playbook"
+                f" tasks are written by; {DEPLOY_HINT}",
+                fields=[mapping.TASK_EXTERNAL_ID],
+                destination=self.name,
+            )
+
+    def write_tasks(self, changes: Sequence[RecordChange]) -> Iterator[list[RecordResult]]:
+        """Upsert playbook tasks as Salesforce Tasks by our task id (an external id),
+        so a task is never created twice, even when a run is retried after a crash.
+        ``record_id`` is ``task:<id>``; every planned task is sent whole."""
+        for batch in chunks(changes, self.cfg.batch_size):
+            yield write_isolating(batch, self._upsert_tasks)
+
+    def _upsert_tasks(self, batch: Sequence[RecordChange]) -> list[RecordResult]:
+        records = []
+        for c in batch:
+            values = {f: (new or None) for f, (_old, new) in c.changes.items()}
+            records.append(
+                {
+                    "attributes": {"type": "Task"},
+                    mapping.TASK_EXTERNAL_ID: c.record_id.removeprefix("task:"),
+                    **values,
+                }
+            )
+        self.write_calls += 1
+        path = f"composite/sobjects/Task/{mapping.TASK_EXTERNAL_ID}"
+        saved = self.client.call(
+            lambda sf: sf.restful(
+                path, method="PATCH", json={"allOrNone": False, "records": records}
+            )
+        )
+        if not isinstance(saved, list) or len(saved) != len(batch):
+            raise FatalSyncError(
+                "Salesforce answered the Task upsert with an unexpected body", destination=self.name
+            )
+        return [
+            RecordResult(c.record_id, True)
+            if r.get("success")
+            else RecordResult(c.record_id, False, _record_error(r.get("errors", [])))
+            for c, r in zip(batch, saved, strict=True)
+        ]
+
     # ---------------------------------------------------------------- matching
     def find_by_domain(self, domains: Sequence[str]) -> dict[str, list[str]]:
         """Accounts whose Website normalises to one of ``domains``. Salesforce compares
