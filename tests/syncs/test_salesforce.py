@@ -10,8 +10,9 @@ import math
 import pytest
 import requests
 
+from store import models
 from tests.fakes.salesforce import FakeSalesforce, Fault
-from tests.syncs.conftest import salesforce_rows, seed_scores
+from tests.syncs.conftest import FAST_CONFIG, NOW, salesforce_rows, seed_scores
 
 SCORE = "Integration_Health_Score__c"
 BAND = "Integration_Health_Band__c"
@@ -261,3 +262,77 @@ def test_matches_are_remembered_so_the_next_run_queries_nothing(
     data = run(cli, salesforce_env)
     assert data["written"] == 1 and salesforce.accounts[record][SCORE] == 90
     assert len(salesforce.requests("GET", r"query/?")) == queries
+
+
+def add_task(
+    engine, task_id: int, account_id: str, *, status: str = "open", kind: str = "health_degradation"
+):
+    with engine.begin() as conn:
+        conn.execute(
+            models.Task.__table__.insert().values(
+                id=task_id,
+                account_id=account_id,
+                signal_kind=kind,
+                title=f"Fix Zendesk sync for {account_id}",
+                body="7-day success 78% (22 of 100 failed).",
+                status=status,
+                due_at=NOW,
+                created_at=NOW,
+                updated_at=NOW,
+            )
+        )
+
+
+def test_playbook_tasks_become_salesforce_tasks_once_and_follow_their_status(
+    cli, engine, salesforce, salesforce_env, tmp_path
+):
+    config = tmp_path / "tasks.toml"
+    config.write_text(
+        FAST_CONFIG.replace("bulk_threshold = 400", "bulk_threshold = 400\nplaybook_tasks = true")
+    )
+    env = {**salesforce_env, "SIGNALS_CONFIG": str(config)}
+    rows = salesforce_rows(2, salesforce)
+    seed_scores(engine, rows)
+    add_task(engine, 1, "acct-00000")
+    add_task(engine, 2, "acct-00001", kind="integration_activated")
+    add_task(engine, 3, "acct-00001", status="done")  # done before it was ever written
+    data = run(cli, env)
+    assert data["_exit"] == 0 and data["tasks"] == {
+        "planned": 2,
+        "written": 2,
+        "failed": 0,
+        "unchanged": 0,
+    }
+    task = salesforce.tasks["1"]
+    assert task["WhatId"] == rows[0]["salesforce_id"] and task["Status"] == "Not Started"
+    assert task["Priority"] == "High" and task["ActivityDate"] == "2026-11-20"
+    assert "3" not in salesforce.tasks
+
+    assert run(cli, env)["tasks"]["planned"] == 0  # nothing changed: nothing sent
+    with engine.begin() as conn:
+        conn.execute(
+            models.Task.__table__.update()
+            .where(models.Task.__table__.c.id == 1)
+            .values(status="done")
+        )
+    again = run(cli, env)
+    assert again["tasks"]["written"] == 1 and salesforce.tasks["1"]["Status"] == "Completed"
+    assert (
+        len(salesforce.tasks) == 2 and salesforce.task_writes["1"] == 2
+    )  # updated, not duplicated
+
+
+def test_playbook_tasks_need_the_shipped_task_field(
+    cli, engine, salesforce, salesforce_env, tmp_path
+):
+    config = tmp_path / "tasks.toml"
+    config.write_text(
+        FAST_CONFIG.replace("bulk_threshold = 400", "bulk_threshold = 400\nplaybook_tasks = true")
+    )
+    salesforce.task_field = False
+    seed_scores(engine, salesforce_rows(1, salesforce))
+    add_task(engine, 1, "acct-00000")
+    data = run(cli, {**salesforce_env, "SIGNALS_CONFIG": str(config)})
+    assert data["_exit"] == 1 and data["written"] == 1  # the fields landed first
+    assert data["missing_fields"] == ["Integration_Signals_Task_Id__c"]
+    assert "force-app" in data["error"]
