@@ -190,8 +190,12 @@ class Sink(Protocol):
     each batch as soon as the CRM confirmed it, so the runner can record it at once."""
 
     name: str
-    api_calls: int
     write_calls: int
+
+    @property
+    def api_calls(self) -> int:
+        """HTTP requests made so far (every attempt counts)."""
+        ...
 
     def check_fields(self, fields: Iterable[str]) -> None:
         """Raise ``MissingFields`` naming every mapped field the destination lacks."""

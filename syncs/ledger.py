@@ -175,7 +175,9 @@ def start_run(
             status="running",
         )
     )
-    return int(result.inserted_primary_key[0])
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def update_run(conn: Connection, run_id: int, **values: Any) -> None:

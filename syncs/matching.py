@@ -49,6 +49,7 @@ def match_accounts(
             else:
                 wanted.setdefault(domain, []).append(account_id)
     if wanted:
+        assert finder is not None  # accounts only wait for a domain lookup when there is one
         found = finder(sorted(wanted))
         for domain, account_ids in wanted.items():
             ids = sorted(set(found.get(domain, [])))

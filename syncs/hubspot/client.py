@@ -81,7 +81,7 @@ def classify(status: int, body: Any, headers: Mapping[str, str] | None = None) -
     data = _body(body)
     category = data.get("category") or data.get("errorType")
     message = str(data.get("message") or "")[:300]
-    ctx = {"destination": DEST, "status": status, "code": category}
+    ctx: dict[str, Any] = {"destination": DEST, "status": status, "code": category}
     if status == 429:
         if data.get("policyName") == "DAILY":
             return DailyLimitReached(

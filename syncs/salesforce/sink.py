@@ -8,7 +8,7 @@ import csv
 import io
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 from simple_salesforce import format_soql
 from simple_salesforce.bulk2 import Operation
@@ -64,7 +64,7 @@ class SalesforceSink:
 
     # ---------------------------------------------------------------- schema
     def check_fields(self, fields: Iterable[str]) -> None:
-        describe = self.client.call(lambda sf: sf.Account.describe())
+        describe = self.client.call(lambda sf: cast(Any, sf).Account.describe())
         by_name = {f["name"]: f for f in describe.get("fields", [])}
         missing = sorted(f for f in fields if f not in by_name)
         read_only = sorted(f for f in fields if f in by_name and not by_name[f].get("updateable"))
@@ -87,7 +87,7 @@ class SalesforceSink:
         self.check_fields(fields)
 
     def check_task_fields(self) -> None:
-        describe = self.client.call(lambda sf: sf.Task.describe())
+        describe = self.client.call(lambda sf: cast(Any, sf).Task.describe())
         names = {f["name"] for f in describe.get("fields", [])}
         if mapping.TASK_EXTERNAL_ID not in names:
             raise MissingFields(
@@ -145,7 +145,9 @@ class SalesforceSink:
             part = ordered[start : start + self.cfg.domain_query_chunk]
             where = " OR ".join(format_soql("Website LIKE '%{:like}%'", d) for d in part)
             soql = f"SELECT Id, Website FROM Account WHERE {where}"
-            records = self.client.call(lambda sf, q=soql: sf.query_all(q)["records"])
+            records: list[dict[str, Any]] = self.client.call(
+                lambda sf, q=soql: sf.query_all(q)["records"]  # type: ignore[misc]
+            )
             for rec in records:
                 domain = normalize_domain(rec.get("Website"))
                 if domain in wanted:
@@ -202,7 +204,7 @@ class SalesforceSink:
     def _bulk(self, changes: Sequence[RecordChange]) -> list[RecordResult]:
         """One Bulk API 2.0 update job: create, upload CSV, close, poll, read results."""
         client = self.client
-        bulk = lambda sf: sf.bulk2.Account._client  # noqa: E731
+        bulk = lambda sf: cast(Any, sf).bulk2.Account._client  # noqa: E731
         job = client.call(lambda sf: bulk(sf).create_job(Operation.update))
         job_id = job["id"]
         self.bulk_jobs.append(job_id)
@@ -234,7 +236,7 @@ class SalesforceSink:
     def _bulk_results(self, job_id: str, changes: Sequence[RecordChange]) -> list[RecordResult]:
         def rows(kind: str) -> list[dict[str, str]]:
             text = self.client.call(
-                lambda sf: sf.bulk2.Account._client.get_ingest_results(job_id, kind)
+                lambda sf: cast(Any, sf).bulk2.Account._client.get_ingest_results(job_id, kind)
             )
             return list(csv.DictReader(io.StringIO(text or "")))
 

@@ -5,14 +5,16 @@ by Website, rejections, session expiry, faults."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 
 import pytest
 import requests
+from sqlalchemy import select
 
 from store import models
 from tests.fakes.salesforce import FakeSalesforce, Fault
-from tests.syncs.conftest import FAST_CONFIG, NOW, salesforce_rows, seed_scores
+from tests.syncs.conftest import FAST_CONFIG, NOW, SF_TOKEN, salesforce_rows, seed_scores
 
 SCORE = "Integration_Health_Score__c"
 BAND = "Integration_Health_Band__c"
@@ -144,8 +146,9 @@ def test_an_expired_session_logs_in_again_once_with_username_and_password(
 
 
 def test_an_expired_access_token_fails_clearly_and_keeps_confirmed_batches(
-    cli, engine, salesforce, salesforce_env
+    cli, engine, salesforce, salesforce_env, caplog
 ):
+    caplog.set_level(logging.DEBUG)
     rows = salesforce_rows(300, salesforce)
     seed_scores(engine, rows)
     salesforce.expire_before("PATCH", "composite/sobjects", nth=2)
@@ -153,6 +156,11 @@ def test_an_expired_access_token_fails_clearly_and_keeps_confirmed_batches(
     assert data["_exit"] == 1 and data["status"] == "failed"
     assert data["written"] == 200
     assert "SALESFORCE_ACCESS_TOKEN" in data["error"] and "INVALID_SESSION_ID" in data["error"]
+    history = cli("sync", "history", "--json").stdout
+    with engine.connect() as conn:
+        runs = conn.execute(select(models.SyncRun.__table__)).all()
+    everything = caplog.text + json.dumps(data) + history + repr(runs)
+    assert SF_TOKEN not in everything and SF_TOKEN.split("!")[1] not in everything
 
 
 @pytest.mark.parametrize(
