@@ -144,7 +144,6 @@ def run_sync(
                 f" (or use --dry-run to see the plan)",
                 destination=destination,
             )
-        sink = dest.open_sink(config, settings) if has_credentials else None
         field_map = dest.field_map(config)
         with engine.connect() as conn:
             accounts = ledger.load_accounts(conn, dest.id_column)
@@ -158,6 +157,7 @@ def run_sync(
             )
             if not dry_run:
                 raise SyncStopped(report.blocked, destination=destination)
+        sink = dest.open_sink(config, settings) if has_credentials else None
 
         matches = match_accounts(
             accounts,
@@ -233,6 +233,10 @@ def run_sync(
     except Exception as exc:  # a bug or the database: record the run as failed, re-raise
         report.status = "failed"
         report.error = f"{type(exc).__name__}: {str(exc)[:300]}"
+        raise
+    except (KeyboardInterrupt, SystemExit):
+        report.status = "interrupted"
+        report.error = "interrupted; confirmed batches are in the ledger, the next run finishes"
         raise
     finally:
         report.error = _redact(report.error, settings)
