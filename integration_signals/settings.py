@@ -44,7 +44,7 @@ class IntegrationDef(_Strict):
 
 class IngestConfig(_Strict):
     max_clock_skew_hours: float = Field(24, gt=0)
-    batch_size: int = Field(20000, ge=1, le=100_000)
+    batch_size: int = Field(100_000, ge=1, le=1_000_000)
 
 
 SYNC_VALUES = (
