@@ -191,6 +191,9 @@ class Sink(Protocol):
 
     name: str
     write_calls: int
+    # Set by the runner before writing: called with an asynchronous job's id once it
+    # exists and with None once its results are recorded (Salesforce Bulk API 2.0).
+    checkpoint: Callable[[str | None], None] | None
 
     @property
     def api_calls(self) -> int:
@@ -214,6 +217,11 @@ class Sink(Protocol):
 
     def usage(self) -> dict[str, object]:
         """What the destination said about API usage (limits, remaining)."""
+        ...
+
+    def resume(self, token: str) -> list[tuple[str, dict[str, str]]]:
+        """The writes an asynchronous job of an interrupted run confirmed, as (record id,
+        field -> value), waiting for the job to finish when needed."""
         ...
 
 

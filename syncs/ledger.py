@@ -208,3 +208,57 @@ def load_tasks(conn: Connection, account_ids: Iterable[str]) -> list[dict[str, A
             )
         ]
     return rows
+
+
+def _pending_key(destination: str) -> str:
+    return f"syncs:{destination}:pending_job"
+
+
+def pending_job(conn: Connection, destination: str) -> str | None:
+    kv = models.KeyValue.__table__
+    row = conn.execute(select(kv.c.value).where(kv.c.key == _pending_key(destination))).first()
+    return str(row.value["job_id"]) if row and row.value else None
+
+
+def set_pending_job(
+    conn: Connection, destination: str, job_id: str | None, *, now: datetime
+) -> None:
+    kv = models.KeyValue.__table__
+    conn.execute(kv.delete().where(kv.c.key == _pending_key(destination)))
+    if job_id is not None:
+        conn.execute(
+            kv.insert().values(
+                key=_pending_key(destination), value={"job_id": job_id}, updated_at=now
+            )
+        )
+
+
+def confirm_values(
+    conn: Connection,
+    destination: str,
+    confirmed: Iterable[tuple[str, Mapping[str, str]]],
+    *,
+    run_id: int | None,
+    now: datetime,
+) -> int:
+    """Enter writes confirmed outside a batch (an interrupted run's Bulk job)."""
+    rows = [
+        {
+            "destination": destination,
+            "record_id": record_id,
+            "field": name,
+            "value": value,
+            "written_at": now,
+            "run_id": run_id,
+        }
+        for record_id, values in confirmed
+        for name, value in values.items()
+    ]
+    upsert(
+        conn,
+        ledger_t,
+        rows,
+        keys=["destination", "record_id", "field"],
+        update=lambda ex: {"value": ex.value, "written_at": ex.written_at, "run_id": ex.run_id},
+    )
+    return len({r["record_id"] for r in rows})

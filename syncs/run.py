@@ -53,6 +53,7 @@ class SyncReport:
     resume_after: str | None = None
     missing_fields: list[str] = field(default_factory=list)
     tasks: dict[str, int] | None = None  # Salesforce Tasks, when playbook_tasks is on
+    resumed: int = 0  # records confirmed by an interrupted run's Bulk job
     usage: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -82,6 +83,7 @@ class SyncReport:
             "resume_after": self.resume_after,
             "missing_fields": self.missing_fields,
             "tasks": self.tasks,
+            "resumed": self.resumed,
             "usage": self.usage,
             "seconds": self.seconds,
         }
@@ -158,6 +160,8 @@ def run_sync(
             if not dry_run:
                 raise SyncStopped(report.blocked, destination=destination)
         sink = dest.open_sink(config, settings) if has_credentials else None
+        if sink is not None and not dry_run:
+            written = _resume_pending(engine, sink, report, written, now=now)
 
         matches = match_accounts(
             accounts,
@@ -247,6 +251,39 @@ def run_sync(
         report.seconds = round(time.perf_counter() - started, 3)
         _finish(engine, report, now=now)
     return report
+
+
+def _resume_pending(
+    engine: Engine,
+    sink: Sink,
+    report: SyncReport,
+    written: dict[str, dict[str, str | None]],
+    *,
+    now: datetime,
+) -> dict[str, dict[str, str | None]]:
+    """Finish the bookkeeping of an interrupted run's asynchronous job: what it wrote
+    enters the ledger before planning, so it is not written a second time. Also arms the
+    checkpoint for this run's own jobs."""
+    destination = report.destination
+
+    def checkpoint(job_id: str | None) -> None:
+        with engine.begin() as conn:
+            ledger.set_pending_job(conn, destination, job_id, now=now)
+
+    sink.checkpoint = checkpoint
+    with engine.connect() as conn:
+        job_id = ledger.pending_job(conn, destination)
+    if job_id is None:
+        return written
+    confirmed = sink.resume(job_id)
+    with engine.begin() as conn:
+        report.resumed = ledger.confirm_values(
+            conn, destination, confirmed, run_id=report.run_id, now=now
+        )
+        ledger.set_pending_job(conn, destination, None, now=now)
+    log.info("%s: %d records confirmed by interrupted job %s", destination, report.resumed, job_id)
+    with engine.connect() as conn:
+        return ledger.load_ledger(conn, destination)
 
 
 def _sync_tasks(

@@ -40,6 +40,7 @@ class HubSpotSink:
         self.write_calls = 0
         self._lock = threading.Lock()
         self._fields: list[str] = []
+        self.checkpoint = None  # HubSpot writes are synchronous: nothing to resume
 
     @property
     def api_calls(self) -> int:
@@ -65,6 +66,9 @@ class HubSpotSink:
         first write is the check. When it is refused, ``_write_once`` lists every
         missing property with one more request."""
         self._fields = list(fields)
+
+    def resume(self, token: str) -> list[tuple[str, dict[str, str]]]:
+        return []
 
     def find_by_domain(self, domains: Sequence[str]) -> dict[str, list[str]]:
         wanted = set(domains)

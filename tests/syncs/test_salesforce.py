@@ -12,8 +12,10 @@ import pytest
 import requests
 from sqlalchemy import select
 
+from integration_signals.settings import Settings, load_config
 from store import models
-from tests.fakes.salesforce import FakeSalesforce, Fault
+from syncs.run import run_sync
+from tests.fakes.salesforce import INSTANCE, FakeSalesforce, Fault
 from tests.syncs.conftest import FAST_CONFIG, NOW, SF_TOKEN, salesforce_rows, seed_scores
 
 SCORE = "Integration_Health_Score__c"
@@ -344,3 +346,30 @@ def test_playbook_tasks_need_the_shipped_task_field(
     assert data["_exit"] == 1 and data["written"] == 1  # the fields landed first
     assert data["missing_fields"] == ["Integration_Signals_Task_Id__c"]
     assert "force-app" in data["error"]
+
+
+def test_a_run_interrupted_during_a_bulk_job_is_finished_from_the_jobs_results(
+    engine, salesforce, config_path
+):
+    """Killed (here: Ctrl-C) while polling a Bulk job Salesforce goes on to finish: the
+    next run reads the job's successful results into the ledger instead of sending the
+    same 450 records again."""
+    rows = salesforce_rows(450, salesforce)
+    seed_scores(engine, rows)
+    salesforce.faults.append(Fault("GET", r"jobs/ingest/[^/]+", error=KeyboardInterrupt))
+    config = load_config(config_path)
+    settings = Settings(
+        salesforce_instance_url=f"https://{INSTANCE}", salesforce_access_token=SF_TOKEN
+    )
+    with pytest.raises(KeyboardInterrupt):
+        run_sync(engine, config, settings, "salesforce", now=NOW)
+    assert sum(salesforce.writes.values()) == 450  # Salesforce processed the job
+    with engine.connect() as conn:
+        status = conn.execute(select(models.SyncRun.status)).scalar_one()
+    assert status == "interrupted"
+
+    report = run_sync(engine, config, settings, "salesforce", now=NOW)
+    assert report.status == "ok" and report.resumed == 450
+    assert (report.planned, report.written, report.unchanged) == (0, 0, 450)
+    assert salesforce.bulk_jobs_created() == 1 and set(salesforce.writes.values()) == {1}
+    assert_crm_equals_computed(salesforce, rows)
