@@ -425,3 +425,15 @@ def test_the_band_guard_stops_a_mass_band_change_unless_forced(cli, engine, hubs
     forced = run(cli, hubspot_env, "--force")
     assert forced["_exit"] == 0 and forced["written"] == 3
     assert_crm_equals_computed(hubspot, flipped)
+
+
+def test_full_ignores_the_ledger_and_rewrites_every_matched_record(
+    cli, engine, hubspot, hubspot_env
+):
+    rows = seed(engine, hubspot, 150)
+    assert run(cli, hubspot_env)["written"] == 150
+    hubspot.companies["10003"]["integration_health_score"] = "0"  # someone edited it by hand
+    assert run(cli, hubspot_env)["planned"] == 0  # the ledger does not know
+    full = run(cli, hubspot_env, "--full")
+    assert (full["planned"], full["written"], full["write_calls"]) == (150, 150, 2)
+    assert_crm_equals_computed(hubspot, rows)
