@@ -24,10 +24,7 @@ from bot.client import require, slack_client
 from bot.tasks import render_task
 from integration_signals.settings import Config, Settings
 
-try:  # contract 3: the signals branch owns task transitions
-    from scoring.tasks import TaskRefused, claim, done, snooze
-except ImportError:  # until it is merged
-    from bot._interim_tasks import TaskRefused, claim, done, snooze
+from scoring.tasks import TaskRefused, claim, done, snooze
 
 log = logging.getLogger("signals.bot")
 

@@ -79,14 +79,14 @@ def task_view(engine: Engine, task_id: int) -> dict[str, Any] | None:
             return None
         view = dict(row._mapping)
         events = conn.execute(
-            select(e.c.actor, e.c.action, e.c.at, e.c.to_status, e.c.note)
+            select(e.c.actor, e.c.action, e.c.at, e.c.from_status, e.c.to_status, e.c.note)
             .where(e.c.task_id == task_id)
             .order_by(e.c.at, e.c.id)
         ).all()
     for ev in events:
         if ev.action == "posted" and ev.note:
             view["owner_slack"] = ev.note
-        if ev.to_status == view["status"] and ev.action != "posted":
+        if ev.to_status == view["status"] and ev.from_status != ev.to_status:
             view["changed_at"] = ev.at
             if view["status"] == "done":
                 view["done_by"] = ev.actor

@@ -15,7 +15,7 @@ from tests.fakes.slack import block_errors
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 HOSTILE = {
-    "quotes": "O'Brien \"Holdings\" `ltd`",
+    "quotes": 'O\'Brien "Holdings" `ltd`',
     "sql": "x'; DROP TABLE accounts; --",
     "soql": "' OR Name LIKE '%",
     "mention everyone": "<!channel> <!here> <!everyone> <@U123> <#C123>",
@@ -41,26 +41,91 @@ def _view(**overrides):
         "trend_30d": 6,
         "stage": "scored",
         "components": {
-            "activation_depth": {"score": 92, "weight": 0.25, "reason": "7 active in 5 categories", "inputs": {}},
-            "usage_volume": {"score": 88, "weight": 0.25, "reason": "API calls at 75% of the limit", "inputs": {}},
-            "health_status": {"score": 78, "weight": 0.2, "reason": "Zendesk: 85% sync success (15 of 100 failed this week)", "inputs": {}},
-            "frequency": {"score": 95, "weight": 0.15, "reason": "6 daily automated syncs", "inputs": {}},
-            "sophistication": {"score": 85, "weight": 0.1, "reason": "custom fields + bi-directional", "inputs": {}},
-            "growth": {"score": 90, "weight": 0.05, "reason": "+35% volume vs 90 days ago", "inputs": {}},
+            "activation_depth": {
+                "score": 92,
+                "weight": 0.25,
+                "reason": "7 active in 5 categories",
+                "inputs": {},
+            },
+            "usage_volume": {
+                "score": 88,
+                "weight": 0.25,
+                "reason": "API calls at 75% of the limit",
+                "inputs": {},
+            },
+            "health_status": {
+                "score": 78,
+                "weight": 0.2,
+                "reason": "Zendesk: 85% sync success (15 of 100 failed this week)",
+                "inputs": {},
+            },
+            "frequency": {
+                "score": 95,
+                "weight": 0.15,
+                "reason": "6 daily automated syncs",
+                "inputs": {},
+            },
+            "sophistication": {
+                "score": 85,
+                "weight": 0.1,
+                "reason": "custom fields + bi-directional",
+                "inputs": {},
+            },
+            "growth": {
+                "score": 90,
+                "weight": 0.05,
+                "reason": "+35% volume vs 90 days ago",
+                "inputs": {},
+            },
         },
         "integrations": [
-            {"key": "salesforce", "name": "Salesforce", "category": "crm", "state": "active",
-             "success_rate_7d": 0.98, "records_per_day": 15000, "last_success_at": "2026-11-20T10:00:00Z"},
-            {"key": "zendesk", "name": "Zendesk", "category": "support", "state": "broken",
-             "success_rate_7d": 0.85, "records_per_day": 1000, "last_success_at": "2026-11-18T12:00:00Z"},
-            {"key": "looker", "name": "Looker", "category": "analytics", "state": "installed",
-             "success_rate_7d": None, "records_per_day": None, "last_success_at": None},
+            {
+                "key": "salesforce",
+                "name": "Salesforce",
+                "category": "crm",
+                "state": "active",
+                "success_rate_7d": 0.98,
+                "records_per_day": 15000,
+                "last_success_at": "2026-11-20T10:00:00Z",
+            },
+            {
+                "key": "zendesk",
+                "name": "Zendesk",
+                "category": "support",
+                "state": "broken",
+                "success_rate_7d": 0.85,
+                "records_per_day": 1000,
+                "last_success_at": "2026-11-18T12:00:00Z",
+            },
+            {
+                "key": "looker",
+                "name": "Looker",
+                "category": "analytics",
+                "state": "installed",
+                "success_rate_7d": None,
+                "records_per_day": None,
+                "last_success_at": None,
+            },
         ],
         "percentiles": {},
-        "signals": [{"id": 1, "kind": "health_degradation", "fired_at": "2026-11-19T12:00:00Z",
-                     "details": {"integration": "zendesk"}}],
-        "tasks": [{"id": 7, "title": "Call Acme about Zendesk", "status": "claimed",
-                   "claimed_by": "U0DANA", "owner": "dana@example.com", "due_at": "2026-11-20T16:00:00Z"}],
+        "signals": [
+            {
+                "id": 1,
+                "kind": "health_degradation",
+                "fired_at": "2026-11-19T12:00:00Z",
+                "details": {"integration": "zendesk"},
+            }
+        ],
+        "tasks": [
+            {
+                "id": 7,
+                "title": "Call Acme about Zendesk",
+                "status": "claimed",
+                "claimed_by": "U0DANA",
+                "owner": "dana@example.com",
+                "due_at": "2026-11-20T16:00:00Z",
+            }
+        ],
         "crm": {"salesforce_id": "001A000001", "hubspot_id": "9001"},
     }
     return {**view, **overrides}
@@ -83,7 +148,9 @@ def _all_text(message: dict) -> str:
 
 def test_the_dashboard_shows_the_seeds_card():
     message = blocks.dashboard(
-        _view(), now=NOW, crm_urls={"salesforce": "https://acme.my.salesforce.com/lightning/r/Account/{id}/view"}
+        _view(),
+        now=NOW,
+        crm_urls={"salesforce": "https://acme.my.salesforce.com/lightning/r/Account/{id}/view"},
     )
     assert block_errors(message["blocks"]) == []
     text = _all_text(message)
@@ -114,9 +181,15 @@ def test_the_dashboard_shows_the_seeds_card():
 def test_an_account_with_60_integrations_and_long_names_stays_within_slacks_limits():
     long = "Integration with a remarkably long and descriptive name " * 6
     integrations = [
-        {"key": f"i{i}", "name": f"{long} #{i}", "category": "other",
-         "state": ("active", "broken", "idle")[i % 3], "success_rate_7d": 0.5,
-         "records_per_day": i * 1000, "last_success_at": NOW - timedelta(hours=i)}
+        {
+            "key": f"i{i}",
+            "name": f"{long} #{i}",
+            "category": "other",
+            "state": ("active", "broken", "idle")[i % 3],
+            "success_rate_7d": 0.5,
+            "records_per_day": i * 1000,
+            "last_success_at": NOW - timedelta(hours=i),
+        }
         for i in range(60)
     ]
     view = _view(
@@ -142,8 +215,16 @@ def test_hostile_data_becomes_harmless_text(hostile: str):
     view = _view(
         name=hostile,
         plan=hostile,
-        integrations=[{"key": "x", "name": hostile, "state": "active", "success_rate_7d": 1,
-                       "records_per_day": 1, "last_success_at": NOW}],
+        integrations=[
+            {
+                "key": "x",
+                "name": hostile,
+                "state": "active",
+                "success_rate_7d": 1,
+                "records_per_day": 1,
+                "last_success_at": NOW,
+            }
+        ],
         components={"health_status": {"score": 10, "reason": hostile}},
         tasks=[{"title": hostile, "status": "open", "owner": hostile}],
         crm={"salesforce_id": hostile},
@@ -152,8 +233,16 @@ def test_hostile_data_becomes_harmless_text(hostile: str):
         blocks.dashboard(view, now=NOW, crm_urls={"salesforce": "https://x/{id}"}),
         blocks.no_match(hostile, [hostile]),
         blocks.pick_list(hostile, [{"account_id": hostile, "name": hostile}]),
-        blocks.task_message({"id": 1, "title": hostile, "body": hostile, "owner": hostile, "account_name": hostile}, now=NOW),
-        blocks.account_list("At risk", [{"account_id": "a", "name": hostile, "reason": hostile, "score": 1}], total=1, empty="-"),
+        blocks.task_message(
+            {"id": 1, "title": hostile, "body": hostile, "owner": hostile, "account_name": hostile},
+            now=NOW,
+        ),
+        blocks.account_list(
+            "At risk",
+            [{"account_id": "a", "name": hostile, "reason": hostile, "score": 1}],
+            total=1,
+            empty="-",
+        ),
         blocks.notice(hostile),
     ):
         assert block_errors(message["blocks"]) == []
@@ -192,12 +281,19 @@ def test_safe_text_is_escaped_and_never_longer_than_its_limit(text: str, limit: 
 )
 def test_any_dashboard_is_a_valid_message(name: str, n: int, reason: str):
     integrations = [
-        {"key": str(i), "name": name, "state": "idle", "success_rate_7d": 0.1,
-         "records_per_day": 5, "last_success_at": None}
+        {
+            "key": str(i),
+            "name": name,
+            "state": "idle",
+            "success_rate_7d": 0.1,
+            "records_per_day": 5,
+            "last_success_at": None,
+        }
         for i in range(n)
     ]
-    view = _view(name=name, integrations=integrations,
-                 components={"growth": {"score": 1, "reason": reason}})
+    view = _view(
+        name=name, integrations=integrations, components={"growth": {"score": 1, "reason": reason}}
+    )
     message = blocks.dashboard(view, now=NOW)
     assert block_errors(message["blocks"]) == []
     assert len(message["text"]) <= 3000
@@ -205,8 +301,12 @@ def test_any_dashboard_is_a_valid_message(name: str, n: int, reason: str):
 
 def test_task_buttons_follow_the_status():
     def ids(status: str) -> list[str]:
-        msg = blocks.task_message({"id": 3, "title": "t", "status": status, "claimed_by": "U1"}, now=NOW)
-        return [el["action_id"] for b in msg["blocks"] if b["type"] == "actions" for el in b["elements"]]
+        msg = blocks.task_message(
+            {"id": 3, "title": "t", "status": status, "claimed_by": "U1"}, now=NOW
+        )
+        return [
+            el["action_id"] for b in msg["blocks"] if b["type"] == "actions" for el in b["elements"]
+        ]
 
     assert ids("open") == ["task_claim", "task_done", "task_snooze"]
     assert ids("claimed") == ["task_done", "task_snooze"]
@@ -216,7 +316,14 @@ def test_task_buttons_follow_the_status():
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(None, "-"), (0, "0/day"), (999, "999/day"), (1500, "1.5K/day"), (15000, "15K/day"), (2_000_000, "2.0M/day")],
+    [
+        (None, "-"),
+        (0, "0/day"),
+        (999, "999/day"),
+        (1500, "1.5K/day"),
+        (15000, "15K/day"),
+        (2_000_000, "2.0M/day"),
+    ],
     ids=["none", "zero", "hundreds", "thousands", "tens of thousands", "millions"],
 )
 def test_volume_per_day_reads_like_the_seeds_card(value, expected):
