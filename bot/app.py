@@ -23,7 +23,6 @@ from bot import blocks, views
 from bot.client import require, slack_client
 from bot.tasks import render_task
 from integration_signals.settings import Config, Settings
-
 from scoring.tasks import TaskRefused, claim, done, snooze
 
 log = logging.getLogger("signals.bot")
