@@ -177,6 +177,7 @@ ACCOUNTS = [
         "owner": "U0SALES",
         "salesforce_id": "001A000001",
         "hubspot_id": "9001",
+        "created_at": "2024-05-01",
     },
     {
         "account_id": "acme-labs",
