@@ -352,9 +352,10 @@ def send_digest(
             insert_for(conn, kv)
             .values(key=key, value={"state": "sending"}, updated_at=now)
             .on_conflict_do_nothing(index_elements=["key"])
-        ).rowcount
+            .returning(kv.c.key)
+        ).first()
         last = conn.execute(select(kv.c.value).where(kv.c.key == _DIGEST_LAST)).scalar()
-    if mine != 1:
+    if mine is None:
         report.skipped = 1
         return report  # today's digest is out (or going out from another process)
     since = now - timedelta(hours=24)

@@ -7,6 +7,7 @@ the dashboard, the pick-list, the nearest names and the segment lists.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,7 @@ from integration_signals.settings import Config, Settings
 from store.accounts import resolve_account
 from store.models import Account, AccountScore
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 HELP_WORDS = {"", "help", "-h", "--help", "?", "usage"}
 AT_RISK_WORDS = {"at-risk", "at_risk", "atrisk", "risk", "risks"}
 EXPANSION_WORDS = {"expansion", "expansion-ready", "expansion_ready", "expand", "upsell"}
@@ -33,7 +35,9 @@ class Command:
 
 
 def parse_command(text: str | None) -> Command:
-    cleaned = " ".join((text or "").split())
+    """Control characters are dropped (PostgreSQL refuses NUL in text) and runs of
+    whitespace become one space; the rest is data, matched only as bound parameters."""
+    cleaned = " ".join(_CONTROL.sub("", text or "").split())
     word = cleaned.lower()
     if word in HELP_WORDS:
         return Command("help")
@@ -113,7 +117,8 @@ def answer_account(
     if found.account is not None:
         return dashboard_for(engine, config, settings, found.account.account_id, now=now)
     if found.accounts:
-        return blocks.pick_list(text, [_account_summary(a) for a in found.accounts])
+        ordered = sorted(found.accounts, key=lambda a: ((a.name or "").lower(), a.account_id))
+        return blocks.pick_list(text, [_account_summary(a) for a in ordered])
     return blocks.no_match(text, found.suggestions)
 
 
@@ -127,7 +132,7 @@ def answer_pick(
     now: datetime,
 ) -> dict[str, Any]:
     """A pick-list or suggestion button: ``id:ACCOUNT`` or ``name:NAME``."""
-    kind, _, rest = value.partition(":")
+    kind, _, rest = _CONTROL.sub("", value).partition(":")
     if kind == "id":
         allowed = allowed_accounts(engine, config, channel_id)
         with engine.connect() as conn:

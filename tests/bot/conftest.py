@@ -95,7 +95,14 @@ class SlackSender:
             self.url + "/slack/events", data=body.encode(), headers=headers, timeout=10
         )
 
-    def command_body(self, text: str, *, channel: str = "C0CSM", user: str = "W0ALEX") -> str:
+    def command_body(
+        self,
+        text: str,
+        *,
+        channel: str = "C0CSM",
+        user: str = "W0ALEX",
+        response_url: str | None = None,
+    ) -> str:
         return urlencode(
             {
                 "token": "verification_token",
@@ -107,7 +114,7 @@ class SlackSender:
                 "user_name": "alex",
                 "command": "/integration-health",
                 "text": text,
-                "response_url": self.fake.response_url(),
+                "response_url": response_url or self.fake.response_url(),
                 "trigger_id": "111.111.xxx",
                 "api_app_id": "A111",
             }

@@ -244,10 +244,14 @@ def test_an_internal_failure_answers_with_a_reference_never_a_trace(
     engine: Engine, bot: SlackSender, slack: FakeSlack, accounts, caplog
 ):
     with engine.begin() as conn:  # a broken database: the scores table is gone
-        conn.execute(text("DROP TABLE account_scores"))
-    with caplog.at_level("ERROR", logger="signals.bot"):
-        response = bot.command("at-risk")
-        (answer,) = slack.responses()
+        conn.execute(text("ALTER TABLE account_scores RENAME TO account_scores_away"))
+    try:
+        with caplog.at_level("ERROR", logger="signals.bot"):
+            response = bot.command("at-risk")
+            (answer,) = slack.responses()
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE account_scores_away RENAME TO account_scores"))
     assert response.status_code == 200
     assert answer["response_type"] == "ephemeral"
     assert answer["text"].startswith("Sorry, that did not work on our side (ref ")
