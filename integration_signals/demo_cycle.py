@@ -95,9 +95,32 @@ def run_demo(rt: Runtime, *, accounts: int, seed: int, as_json: bool) -> DemoRes
             ).all()
         )
     summary["database"] = rt.engine.url.render_as_string(hide_password=True)
+    _score_step(rt, summary, end)
     summary["signals"] = demo_signals(rt, as_of=end)
+    summary["acme"] = _acme_card(rt, end)
     summary["slack"] = demo_slack(rt, as_of=end)
     return DemoResult(summary, _render)
+
+
+def _score_step(rt: Runtime, summary: dict[str, Any], end: datetime) -> None:
+    """Cycle step: score every account."""
+    from scoring.run import score_accounts
+
+    report = score_accounts(rt.engine, rt.config, as_of=end, full=True)
+    with rt.engine.connect() as conn:
+        bands = dict(
+            conn.execute(
+                select(models.AccountScore.band, func.count()).group_by(models.AccountScore.band)
+            ).all()
+        )
+    summary["scoring"] = {**report.as_json(), "bands": bands}
+
+
+def _acme_card(rt: Runtime, end: datetime) -> dict[str, Any]:
+    """Cycle step: Acme's health card, after the signals so it shows them."""
+    from scoring.health import account_health
+
+    return account_health(rt.engine, rt.config, "acme", as_of=end)
 
 
 def demo_signals(rt: Runtime, *, as_of: datetime) -> dict[str, Any]:
@@ -206,6 +229,12 @@ def _render(d: dict[str, Any]) -> None:
         f"quarantined {ev['quarantined']:,}"
     )
     print("  patterns      " + ", ".join(f"{k} {v}" for k, v in d["patterns"].items()))
+    if "scoring" in d:
+        sc = d["scoring"]
+        print(
+            f"Scored {sc['rescored']:,} accounts in {sc['seconds']}s: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(sc["bands"].items()))
+        )
     sig = d["signals"]
     print(
         f"Signals: {sig['open_signals']} open, {sig['tasks_created']} playbook tasks created"
@@ -215,9 +244,17 @@ def _render(d: dict[str, Any]) -> None:
     print("  tasks (the first due of each kind):")
     for t in sig["tasks"]:
         print(f"    #{t['id']:<4} {t['owner'] or '-':<20} {t['title']}")
+    if "acme" in d:
+        from integration_signals.commands.scoring_cmds import render_health
+
+        print()
+        render_health(d["acme"])
+        print()
     if "slack" in d:
         _render_slack(d["slack"])
     print("Next: `signals quarantine`, `signals accounts import FILE`, `signals ingest FILE`.")
+    print("      `signals score`, `signals health acme`, `signals funnel`, `signals ttv`,")
+    print("      `signals retention --integration salesforce --plot retention.png`.")
     print(
         "      `signals signals`, `signals tasks --status open`, `signals tasks claim ID --by YOU`."
     )

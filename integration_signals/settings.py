@@ -47,106 +47,6 @@ class IngestConfig(_Strict):
     batch_size: int = Field(20000, ge=1, le=100_000)
 
 
-class ChannelScope(_Strict):
-    """The accounts one Slack channel may see: listed ids and whole account segments."""
-
-    accounts: list[str] = []
-    segments: list[Literal["smb", "mid_market", "enterprise"]] = []
-
-
-class BotConfig(_Strict):
-    """The Slack bot: command, where tasks go, what a channel may see, CRM links."""
-
-    command: str = Field("/integration-health", pattern=r"^/[a-z0-9_-]{1,31}$")
-    response_type: Literal["ephemeral", "in_channel"] = "ephemeral"
-    tasks_to: Literal["channel", "owner"] = "channel"
-    list_size: int = Field(10, ge=1, le=30)
-    max_integrations: int = Field(15, ge=1, le=40)
-    post_batch: int = Field(50, ge=1, le=1000)
-    post_lease_minutes: int = Field(10, ge=1, le=1440)
-    digest_channel: str | None = None
-    salesforce_record_url: str = ""
-    hubspot_record_url: str = ""
-    access_default: Literal["all", "none"] = "all"
-    access: dict[str, ChannelScope] = {}
-
-    @field_validator("salesforce_record_url", "hubspot_record_url")
-    @classmethod
-    def _has_id_placeholder(cls, value: str) -> str:
-        if value and "{id}" not in value:
-            raise ValueError("must contain {id} where the record id goes")
-        return value
-
-
-class IntegrationActivatedRule(_Strict):
-    """The account reached ``min_active`` active integrations within ``window_days``."""
-
-    min_active: int = Field(3, ge=1)
-    window_days: int = Field(60, ge=1)
-
-
-class ApiLimitRule(_Strict):
-    """The average daily API calls reached ``threshold`` of the plan's daily limit."""
-
-    threshold: float = Field(0.75, gt=0, le=1)
-    average_days: int = Field(7, ge=1, le=90)
-    trend_days: int = Field(28, ge=3, le=180)
-    lead_days: int = Field(30, ge=0)
-    due_days_without_projection: int = Field(30, ge=0)
-    horizon_days: int = Field(730, ge=1)
-
-
-class HealthDegradationRule(_Strict):
-    """A connection's sync success over ``window_days`` fell below ``min_success_rate``."""
-
-    min_success_rate: float = Field(0.80, gt=0, le=1)
-    min_attempts: int = Field(5, ge=1)
-    window_days: int = Field(7, ge=1, le=90)
-    due_hours: float = Field(4, ge=0)
-
-
-class AbandonmentRule(_Strict):
-    """A previously active connection had no usage for ``idle_days``."""
-
-    idle_days: int = Field(14, ge=1)
-    # Situational integrations (30-day active window) wait for their window instead.
-    respect_rhythm: bool = True
-
-
-class AuthExpiredRule(_Strict):
-    due_hours: float = Field(4, ge=0)
-
-
-class OnboardingRules(_Strict):
-    """The activation journey of the seeds' playbook, in days since ``created_at``."""
-
-    period_days: int = Field(90, ge=1)
-    first_sync_by_day: int = Field(5, ge=1)
-    first_sync_due_day: int = Field(7, ge=1)
-    min_active: int = Field(3, ge=1)
-    active_by_day: int = Field(60, ge=1)
-    low_activation_due_days: int = Field(7, ge=0)
-
-
-class SignalsConfig(_Strict):
-    """Thresholds of the signal rules, who gets tasks, and the feed guard."""
-
-    feed_stale_hours: float = Field(6, gt=0)
-    recently_resolved_days: int = Field(30, ge=0)
-    # Owner of a task whose account lacks the CSM / account executive it needs, and of
-    # the feed_stale alert. Empty: such tasks have no owner (the bot posts them to the
-    # tasks channel).
-    fallback_owner: str = ""
-    alert_owner: str = ""
-    at_risk_bands: list[str] = ["at_risk"]
-    integration_activated: IntegrationActivatedRule = IntegrationActivatedRule()
-    api_limit_proximity: ApiLimitRule = ApiLimitRule()
-    health_degradation: HealthDegradationRule = HealthDegradationRule()
-    abandonment: AbandonmentRule = AbandonmentRule()
-    auth_expired: AuthExpiredRule = AuthExpiredRule()
-    onboarding: OnboardingRules = OnboardingRules()
-
-
 COMPONENTS = (
     "activation_depth",
     "usage_volume",
@@ -302,14 +202,113 @@ class ScoringConfig(_Strict):
         return value
 
 
+class IntegrationActivatedRule(_Strict):
+    """The account reached ``min_active`` active integrations within ``window_days``."""
+
+    min_active: int = Field(3, ge=1)
+    window_days: int = Field(60, ge=1)
+
+
+class ApiLimitRule(_Strict):
+    """The average daily API calls reached ``threshold`` of the plan's daily limit."""
+
+    threshold: float = Field(0.75, gt=0, le=1)
+    average_days: int = Field(7, ge=1, le=90)
+    trend_days: int = Field(28, ge=3, le=180)
+    lead_days: int = Field(30, ge=0)
+    due_days_without_projection: int = Field(30, ge=0)
+    horizon_days: int = Field(730, ge=1)
+
+
+class HealthDegradationRule(_Strict):
+    """A connection's 7-day sync success fell below ``min_success_rate``."""
+
+    min_success_rate: float = Field(0.80, gt=0, le=1)
+    min_attempts: int = Field(5, ge=1)
+    due_hours: float = Field(4, ge=0)
+
+
+class AbandonmentRule(_Strict):
+    """A previously active connection had no usage for ``idle_days``."""
+
+    idle_days: int = Field(14, ge=1)
+    # Situational integrations (30-day active window) wait for their window instead.
+    respect_rhythm: bool = True
+
+
+class AuthExpiredRule(_Strict):
+    due_hours: float = Field(4, ge=0)
+
+
+class OnboardingRules(_Strict):
+    """The activation journey of the seeds' playbook, in days since ``created_at``."""
+
+    period_days: int = Field(90, ge=1)
+    first_sync_by_day: int = Field(5, ge=1)
+    first_sync_due_day: int = Field(7, ge=1)
+    min_active: int = Field(3, ge=1)
+    active_by_day: int = Field(60, ge=1)
+    low_activation_due_days: int = Field(7, ge=0)
+
+
+class SignalsConfig(_Strict):
+    """Thresholds of the signal rules, who gets tasks, and the feed guard."""
+
+    feed_stale_hours: float = Field(6, gt=0)
+    recently_resolved_days: int = Field(30, ge=0)
+    # Owner of a task whose account lacks the CSM / account executive it needs, and of
+    # the feed_stale alert. Empty: such tasks have no owner (the bot posts them to the
+    # tasks channel).
+    fallback_owner: str = ""
+    alert_owner: str = ""
+    at_risk_bands: list[str] = ["at_risk"]
+    integration_activated: IntegrationActivatedRule = IntegrationActivatedRule()
+    api_limit_proximity: ApiLimitRule = ApiLimitRule()
+    health_degradation: HealthDegradationRule = HealthDegradationRule()
+    abandonment: AbandonmentRule = AbandonmentRule()
+    auth_expired: AuthExpiredRule = AuthExpiredRule()
+    onboarding: OnboardingRules = OnboardingRules()
+
+
+class ChannelScope(_Strict):
+    """The accounts one Slack channel may see: listed ids and whole account segments."""
+
+    accounts: list[str] = []
+    segments: list[Literal["smb", "mid_market", "enterprise"]] = []
+
+
+class BotConfig(_Strict):
+    """The Slack bot: command, where tasks go, what a channel may see, CRM links."""
+
+    command: str = Field("/integration-health", pattern=r"^/[a-z0-9_-]{1,31}$")
+    response_type: Literal["ephemeral", "in_channel"] = "ephemeral"
+    tasks_to: Literal["channel", "owner"] = "channel"
+    list_size: int = Field(10, ge=1, le=30)
+    max_integrations: int = Field(15, ge=1, le=40)
+    post_batch: int = Field(50, ge=1, le=1000)
+    post_lease_minutes: int = Field(10, ge=1, le=1440)
+    digest_channel: str | None = None
+    salesforce_record_url: str = ""
+    hubspot_record_url: str = ""
+    access_default: Literal["all", "none"] = "all"
+    access: dict[str, ChannelScope] = {}
+
+    @field_validator("salesforce_record_url", "hubspot_record_url")
+    @classmethod
+    def _has_id_placeholder(cls, value: str) -> str:
+        if value and "{id}" not in value:
+            raise ValueError("must contain {id} where the record id goes")
+        return value
+
+
 class Config(_Strict):
     """The whole TOML configuration after defaults are merged in."""
 
     integrations: dict[str, IntegrationDef]
     ingest: IngestConfig = IngestConfig()
-    bot: BotConfig = BotConfig()
-    signals: SignalsConfig = SignalsConfig()
     scoring: ScoringConfig = ScoringConfig()
+    signals: SignalsConfig = SignalsConfig()
+    bot: BotConfig = BotConfig()
 
     @field_validator("integrations")
     @classmethod

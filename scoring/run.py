@@ -323,3 +323,30 @@ def _percentiles(
             pct["peers"] = n
             out[aid] = pct
     return out
+
+
+def current_scores(engine: Engine) -> list[dict[str, Any]]:
+    """Every account's current score row (rescored this run or not), by account id."""
+    s = AccountScore.__table__
+    a = Account.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                s.c.account_id,
+                a.c.name,
+                a.c.segment,
+                s.c.score,
+                s.c.band,
+                s.c.stage,
+                s.c.reason,
+                s.c.active_integrations,
+                s.c.components,
+                s.c.segments,
+                s.c.percentiles,
+                s.c.as_of,
+                s.c.scored_at,
+            )
+            .select_from(s.join(a, a.c.account_id == s.c.account_id))
+            .order_by(s.c.account_id)
+        ).mappings()
+        return [{**r, "segments": r["segments"] or []} for r in rows]
