@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy import Engine, and_, func, select, text, update
 from sqlalchemy.engine import Connection
 
 from integration_signals.settings import Config, SignalsConfig
@@ -233,7 +233,11 @@ def _fire(
             details=holding.details,
         )
         .on_conflict_do_nothing(
-            index_elements=["account_id", "kind", "subject"], index_where=s.c.status == "open"
+            index_elements=["account_id", "kind", "subject"],
+            # A literal, not a bound parameter: once psycopg prepares the statement,
+            # PostgreSQL's generic plan cannot match "status = $1" to the partial
+            # index and refuses the ON CONFLICT (seen from the 11th execution).
+            index_where=text("status = 'open'"),
         )
         .returning(s.c.id)
     )
