@@ -208,11 +208,13 @@ def main() -> None:
         server.wait(10)
         slack.stop()
         assert not slack.rejected, slack.rejected
+    load = os.getloadavg()[0]
     p50, p99 = statistics.median(answers), pct(answers, 0.99)
     ack50, ack99 = statistics.median(acks), pct(acks, 0.99)
     db = "PostgreSQL" if args.database_url else "SQLite"
     print(f"answers: p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 <= {TARGET_P99_MS:.0f} ms)")
     print(f"acks:    p50 {ack50:.1f} ms, p99 {ack99:.1f} ms")
+    print(f"load average during the run: {load:.1f} on {os.cpu_count()} cores")
     print(f"Slack's 3 s limit / p99 answer = {SLACK_LIMIT_MS / p99:.1f}x headroom")
     for kind, v in sorted(by_kind.items()):
         print(
@@ -238,7 +240,9 @@ def main() -> None:
             f"| ack (HTTP 200) | {ack50:.1f} | {ack99:.1f} | < 3000 ms | {SLACK_LIMIT_MS / ack99:.1f}x |\n\n"
             "| request kind | n | p50 ms | p99 ms |\n| --- | --- | --- | --- |\n"
             f"{rows}\n\n"
-            "Outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())) + ".\n",
+            "Outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())) + ". "
+            f"Load average at the end of the run: {load:.1f} on {os.cpu_count()} cores "
+            "(other work shares the machine; the tail follows the load).\n",
         )
 
 
