@@ -1,9 +1,10 @@
 """The Bolt app: thin listeners that acknowledge at once and then call domain code.
 
 Every listener calls ``ack()`` first (Slack's 3-second limit), then answers through
-``respond`` (the request's response_url) or ``chat.update``. One ``@app.error``
-handler logs the trace on the server and tells the person only that it failed, with
-a reference to find the log line.
+``respond`` (the request's response_url) or ``chat.update``. Failures take one path,
+`report_failure`, from the ``@app.error`` handler and from the work after an ack: the
+trace goes to the server log under a short reference, the person sees only the
+reference, never a trace.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -595,7 +595,3 @@ def digest_message(
     return message(
         f"Digest {day}: {len(risks)} new risks, {len(expansions)} new expansion-ready", blocks
     )
-
-
-def summarize_kinds(kinds: Iterable[str]) -> list[str]:
-    return sorted(set(kinds))

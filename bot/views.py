@@ -8,7 +8,6 @@ the dashboard, the pick-list, the nearest names and the segment lists.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -205,8 +204,3 @@ def answer(
     if command.kind in SEGMENT_OF:
         return answer_segment(engine, config, command.kind, channel_id=channel_id)
     return answer_account(engine, config, settings, command.text, channel_id=channel_id, now=now)
-
-
-def task_view(row: Mapping[str, Any], account_name: str | None) -> dict[str, Any]:
-    """The dict `blocks.task_message` renders, from a tasks row."""
-    return {**dict(row), "account_name": account_name}
