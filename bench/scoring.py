@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,88 +80,108 @@ def _ts(value: datetime) -> str:
 
 
 def generate(engine: Engine, n_accounts: int, per_account: int, days: int, seed: int = 3) -> int:
-    """Insert accounts, connections and ``days`` of rollups straight through the DBAPI."""
-    rng = random.Random(seed)
+    """Insert accounts, connections and ``days`` of rollups straight through the DBAPI
+    (vectorised with numpy: 4.5M rows in seconds, not minutes)."""
+    rng = np.random.default_rng(seed)
     segments = ("smb", "mid_market", "enterprise")
-    accounts, connections, usage = [], [], []
     start_day = END.date() - timedelta(days=days - 1)
-    for i in range(n_accounts):
-        aid = f"acct-{i:05d}"
-        segment = segments[i % 3]
-        accounts.append(
+    day_text = [(start_day + timedelta(days=d)).isoformat() for d in range(days)]
+    day_ts = [
+        _ts(
+            datetime.combine(start_day + timedelta(days=d), datetime.min.time(), UTC)
+            + timedelta(hours=6)
+        )
+        for d in range(days)
+    ]
+    n_conn = n_accounts * per_account
+    account_of = np.repeat(np.arange(n_accounts), per_account)
+    keys = np.array([rng.permutation(len(KEYS))[:per_account] for _ in range(n_accounts)]).ravel()
+    slot = np.tile(np.arange(per_account), n_accounts)
+    pattern = rng.random(n_conn)
+    stop = np.where(pattern > 0.15, days, rng.integers(10, days, n_conn))
+    fail = np.where(pattern > 0.1, 0.02, 0.3)
+    syncs = 1 + slot % 3
+    present = (np.arange(days)[None, :] < stop[:, None]) & (rng.random((n_conn, days)) > 0.05)
+    failures = rng.binomial(np.broadcast_to(syncs[:, None], (n_conn, days)), fail[:, None])
+    ok = syncs[:, None] - failures
+    records = rng.integers(50, 5000, (n_conn, days)) * ok
+    automated = np.where(pattern[:, None] > 0.05, ok, 0)
+    good = present & (ok > 0)
+    has_ok = good.any(axis=1)
+    first_ok = np.where(has_ok, good.argmax(axis=1), -1)
+    last_ok = np.where(has_ok, days - 1 - good[:, ::-1].argmax(axis=1), -1)
+    aids = [f"acct-{i:05d}" for i in range(n_accounts)]
+    cids = [f"{aids[a]}-{KEYS[k]}" for a, k in zip(account_of.tolist(), keys.tolist(), strict=True)]
+    created = rng.integers(30, 900, n_accounts).tolist()
+    limits = rng.choice([5000, 50000, 200000], n_accounts).tolist()
+    accounts = [
+        (
+            aid,
+            f"Account {i}",
+            f"account{i}.example",
+            segments[i % 3],
+            "pro",
+            1000.0 + i,
+            _ts(END - timedelta(days=created[i])),
+            limits[i],
+            0,
+            _ts(T0),
+        )
+        for i, aid in enumerate(aids)
+    ]
+    installed = [_ts(END - timedelta(days=days + int(x))) for x in rng.integers(0, 30, n_conn)]
+    bidir = (rng.random(n_conn) < 0.4).tolist()
+    custom = rng.integers(0, 12, n_conn).tolist()
+    filters = rng.integers(0, 3, n_conn).tolist()
+    objects = rng.integers(1, 5, n_conn).tolist()
+    connections = []
+    for c in range(n_conn):
+        fo, lo = int(first_ok[c]), int(last_ok[c])
+        connections.append(
             (
-                aid,
-                f"Account {i}",
-                f"account{i}.example",
-                segment,
-                "pro",
-                1000.0 + i,
-                _ts(END - timedelta(days=rng.randint(30, 900))),
-                rng.choice((5000, 50000, 200000)),
+                cids[c],
+                aids[account_of[c]],
+                KEYS[keys[c]],
+                installed[c],
+                installed[c],
+                installed[c],
+                day_ts[fo] if fo >= 0 else None,
+                day_ts[lo] if lo >= 0 else None,
+                day_ts[lo] if lo >= 0 else installed[c],
+                orjson.dumps(
+                    {
+                        "bidirectional": bidir[c],
+                        "custom_fields": custom[c],
+                        "filters": filters[c],
+                        "objects": objects[c],
+                    }
+                ).decode(),
+                installed[c],
                 0,
-                _ts(T0),
             )
         )
-        for k, key in enumerate(rng.sample(KEYS, per_account)):
-            cid = f"{aid}-{key}"
-            installed = END - timedelta(days=days + rng.randint(0, 30))
-            pattern = rng.random()
-            stop = days if pattern > 0.15 else rng.randint(10, days)  # some stop (idle)
-            fail = 0.02 if pattern > 0.1 else 0.3
-            last_ok = None
-            first_ok = None
-            for d in range(days):
-                day = start_day + timedelta(days=d)
-                if d >= stop or rng.random() < 0.05:
-                    continue
-                syncs = 1 + (k % 3)
-                failures = sum(1 for _ in range(syncs) if rng.random() < fail)
-                ok = syncs - failures
-                records = rng.randint(50, 5000) * ok
-                at = datetime(day.year, day.month, day.day, 6, tzinfo=UTC)
-                if ok:
-                    last_ok = at
-                    first_ok = first_ok or at
-                usage.append(
-                    (
-                        cid,
-                        day.isoformat(),
-                        aid,
-                        key,
-                        ok,
-                        failures,
-                        ok if pattern > 0.05 else 0,
-                        0 if pattern > 0.05 else ok,
-                        records,
-                        records * 300,
-                        records // 20,
-                        _ts(at) if ok else None,
-                        _ts(at) if ok else None,
-                        _ts(at) if failures else None,
-                    )
-                )
-            config = {
-                "bidirectional": rng.random() < 0.4,
-                "custom_fields": rng.randint(0, 12),
-                "filters": rng.randint(0, 3),
-                "objects": rng.randint(1, 5),
-            }
-            connections.append(
-                (
-                    cid,
-                    aid,
-                    key,
-                    _ts(installed),
-                    _ts(installed),
-                    _ts(installed),
-                    _ts(first_ok) if first_ok else None,
-                    _ts(last_ok) if last_ok else None,
-                    _ts(last_ok or installed),
-                    orjson.dumps(config).decode(),
-                    _ts(installed),
-                    0,
-                )
-            )
+    ci, di = np.nonzero(present)
+    cols = [x[ci, di].tolist() for x in (ok, failures, automated, ok - automated, records)]
+    rec = cols[4]
+    usage = [
+        (
+            cids[c],
+            day_text[d],
+            aids[account_of[c]],
+            KEYS[keys[c]],
+            o,
+            f,
+            au,
+            ma,
+            r,
+            r * 300,
+            r // 20,
+            day_ts[d] if o else None,
+            day_ts[d] if o else None,
+            day_ts[d] if f else None,
+        )
+        for c, d, o, f, au, ma, r in zip(ci.tolist(), di.tolist(), *cols[:4], rec, strict=True)
+    ]
     raw = engine.raw_connection()
     try:
         cur = raw.cursor()

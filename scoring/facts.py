@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, String, func, select, type_coerce
 from sqlalchemy.engine import Connection as DBConnection
 
@@ -344,7 +345,10 @@ def load_facts_conn(
         if account is None:
             continue
         times = [_dt(v) for v in r[3:12]]
-        f = ConnectionFacts(r[0], r[1], _info(catalog, r[2]), *times, config=r[12] or {})
+        cfg = r[12]
+        if cfg.__class__ is str:
+            cfg = orjson.loads(cfg)
+        f = ConnectionFacts(r[0], r[1], _info(catalog, r[2]), *times, config=cfg or {})
         f.stored_state = r[14]
         last_event = _dt(r[13])
         if last_event is not None and last_event >= cutoff:

@@ -50,6 +50,7 @@ class ScoringReport:
     percentiles_updated: int = 0
     run_id: int | None = None
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
     scores: dict[str, Score] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
@@ -63,6 +64,7 @@ class ScoringReport:
             "percentiles_updated": self.percentiles_updated,
             "run_id": self.run_id,
             "seconds": round(self.seconds, 3),
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
         }
 
 
@@ -152,13 +154,16 @@ def _score_accounts(
             total = conn.execute(select(func.count()).select_from(a)).scalar_one()
             if len(targets) >= total:
                 targets = None
+        report.timings["select"] = _time.perf_counter() - clock
         if targets is None:
             facts = load_facts(engine, config, as_of=day)
         elif targets:
             facts = load_facts_conn(conn, config, as_of=day, account_ids=targets)
         else:
             facts = {}
+        report.timings["read"] = _time.perf_counter() - clock
         scores = {aid: score(f, config.scoring) for aid, f in facts.items()}
+        report.timings["score"] = _time.perf_counter() - clock
         report.scores = scores
         report.rescored = sorted(scores)
         _write(
@@ -171,6 +176,7 @@ def _score_accounts(
             scored_at=started,
             everyone=targets is None,
         )
+        report.timings["write"] = _time.perf_counter() - clock
         if not report.accounts:
             report.accounts = conn.execute(
                 select(func.count()).select_from(AccountScore.__table__)

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Engine, and_, func, select
 from sqlalchemy.engine import Connection as DbConnection
 
 from integration_signals.settings import Config
-from scoring.facts import load_facts_conn
+from scoring.facts import load_facts
 from store.models import Account, AccountScore, DailyUsage
 from store.sql import as_utc, chunked
 
@@ -132,17 +132,31 @@ def project_limit_day(
 
 
 def collect_facts(
-    conn: DbConnection,
+    engine: Engine,
     config: Config,
     *,
     as_of: datetime,
     account_ids: Iterable[str] | None = None,
 ) -> list[AccountFacts]:
-    """Facts for the given accounts (every account when None), as of ``as_of``."""
+    """Facts for the given accounts (every account when None), as of ``as_of``. Reads
+    only; scoring's rollup passes run on two connections when every account is asked."""
+    ids = None if account_ids is None else sorted(set(account_ids))
+    scored = load_facts(engine, config, as_of=as_of.date(), account_ids=ids)
+    with engine.connect() as conn:
+        return _collect(conn, config, scored, as_of=as_of, ids=ids)
+
+
+def _collect(
+    conn: DbConnection,
+    config: Config,
+    scored: dict[str, Any],
+    *,
+    as_of: datetime,
+    ids: list[str] | None,
+) -> list[AccountFacts]:
     sc = config.signals
     a = Account.__table__
     s = AccountScore.__table__
-    ids = None if account_ids is None else sorted(set(account_ids))
     account_rows: list[Any] = []
     base = select(
         a.c.account_id,
@@ -163,7 +177,7 @@ def collect_facts(
     if not account_rows:
         return []
 
-    connections, api_30 = _connections(conn, ids, as_of=as_of, config=config)
+    connections, api_30 = _connections(conn, scored, as_of=as_of, config=config)
     # The whole days averaged lie inside scoring's 30-day window: an account whose
     # 30-day total spread over the average window stays below the threshold cannot
     # reach it, so only the others need their daily series.
@@ -232,7 +246,7 @@ def collect_facts(
 
 def _connections(
     conn: DbConnection,
-    ids: list[str] | None,
+    scored: dict[str, Any],
     *,
     as_of: datetime,
     config: Config,
@@ -241,7 +255,6 @@ def _connections(
     replayed to that day), plus the last day with any usage, which the rules add; and
     each account's API calls over the last 30 days (scoring's sums)."""
     today = as_of.date()
-    scored = load_facts_conn(conn, config, as_of=today, account_ids=ids)
     everyone = [c for a in scored.values() for c in a.connections]
     # A day with a sync attempt is a day with usage; only a connection whose last
     # attempt is at least idle_days old can be abandoned, and only for those does a
@@ -321,10 +334,11 @@ def _api_trends(
     series: dict[str, list[int]] = {}
     for part in chunked(connection_ids, _CHUNK):
         for r in conn.execute(q.where(u.c.connection_id.in_(part))):
-            if r.account_id not in limits:
+            day = _as_date(r.day)
+            if r.account_id not in limits or day is None:
                 continue
             days = series.setdefault(r.account_id, [0] * span)
-            days[(_as_date(r.day) - first).days] += int(r.calls or 0)
+            days[(day - first).days] += int(r.calls or 0)
     out = {}
     for account_id, days in series.items():
         average = sum(days[-rule.average_days :]) / rule.average_days

@@ -89,10 +89,11 @@ def evaluate_signals(
     cfg = config.signals
     report = SignalsReport(as_of=as_of)
     ids = None if account_ids is None else sorted(set(account_ids))
+    # Facts first, outside the writing transaction (which then stays short).
+    facts = collect_facts(engine, config, as_of=as_of, account_ids=ids)
+    report.accounts = len(facts)
     with engine.begin() as conn:
         report.feed_stale = _guard(conn, cfg, as_of=as_of, report=report)
-        facts = collect_facts(conn, config, as_of=as_of, account_ids=ids)
-        report.accounts = len(facts)
         holding = _conditions(facts, cfg)
         open_now = _open_episodes(conn, ids)
         frozen = report.feed_stale

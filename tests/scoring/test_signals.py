@@ -497,3 +497,43 @@ def test_every_rule_kind_is_unique_and_has_a_task():
         "onboarding_low_activation",
         "auth_expired",
     }
+
+
+def test_an_expansion_episode_ends_with_its_window_but_its_sales_task_stays(engine: Engine):
+    w = World(engine)
+    w.account()
+    w.score_row("acme")
+    _activate(w, [("salesforce", 200), ("hubspot", 100), ("zendesk", 10)])
+    w.ingest()
+    evaluate(engine)
+    later = AS_OF + timedelta(days=50)  # the 3rd activation is now 60 days old
+    for n in range(49, -1, -1):
+        for integration in ("salesforce", "hubspot", "zendesk"):
+            w.syncs(later.date() - timedelta(days=n), integration=integration)
+    w.ingest(now=later)
+    report = evaluate(engine, later)
+    assert [r["kind"] for r in report.resolved] == ["integration_activated"]
+    (task,) = tasks(engine, "integration_activated")
+    assert task.status == "open"
+    assert segments(engine, "acme") == []
+
+
+@pytest.mark.parametrize(
+    ("band", "stage", "expected"),
+    [
+        pytest.param("at_risk", "scored", ["at-risk"], id="at-risk-band"),
+        pytest.param("watch", "scored", [], id="watch-band"),
+        pytest.param("healthy", "onboarding", ["onboarding"], id="onboarding-stage"),
+    ],
+)
+def test_segments_follow_the_score_as_well_as_the_signals(
+    engine: Engine, band: str, stage: str, expected: list[str]
+):
+    w = World(engine)
+    w.account()
+    w.score_row("acme", band=band, stage=stage)
+    w.syncs(days_ago(1), ok=5)
+    w.ingest()
+    report = evaluate(engine)
+    assert segments(engine, "acme") == expected
+    assert report.segments_changed == (1 if expected else 0)
