@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import Engine, String, func, null, or_, select, type_coerce
+from sqlalchemy import Engine, String, func, or_, select, type_coerce
 
 from integration_signals.settings import COMPONENTS, Config
 from scoring.facts import AccountFacts, load_facts, load_facts_conn
@@ -230,29 +230,29 @@ _HISTORY_COLUMNS = (
 
 
 def _read_stored(conn: Any, *, with_components: bool) -> dict[str, tuple[Any, ...]]:
-    """(segment, components, percentiles, fingerprint, score) of every scored account;
-    JSON parsed with orjson (the column type's json.loads is several times slower)."""
+    """(segment, component scores, percentiles, fingerprint, score) of every scored
+    account. Component scores are extracted by the database (JSON path), not by parsing
+    every components document in Python; percentiles are small and parsed with orjson."""
     s = AccountScore.__table__
     a = Account.__table__
+    parts = (
+        [s.c.components[name]["score"].as_integer() for name in COMPONENTS]
+        if with_components
+        else []
+    )
     cols = [
         s.c.account_id,
-        type_coerce(s.c.components, String) if with_components else null(),
         type_coerce(s.c.percentiles, String),
         s.c.inputs_hash,
         a.c.segment,
         s.c.score,
+        *parts,
     ]
     stored: dict[str, tuple[Any, ...]] = {}
-    for aid, components, percentiles, fingerprint, segment, value in conn.execute(
-        select(*cols).select_from(s.join(a, a.c.account_id == s.c.account_id))
-    ):
-        stored[aid] = (
-            segment,
-            _loads(components),
-            _loads(percentiles),
-            fingerprint,
-            value,
-        )
+    for row in conn.execute(select(*cols).select_from(s.join(a, a.c.account_id == s.c.account_id))):
+        aid, percentiles, fingerprint, segment, value = row[:5]
+        components = dict(zip(COMPONENTS, row[5:], strict=True)) if with_components else None
+        stored[aid] = (segment, components, _loads(percentiles), fingerprint, value)
     return stored
 
 
@@ -392,7 +392,7 @@ def _percentiles(
         if aid in scores or not components:
             continue
         seg = segment if segment in segments else default
-        values = [int(components.get(n, {}).get("score", 0)) for n in COMPONENTS]
+        values = [int(components.get(n) or 0) for n in COMPONENTS]
         values.append(int(value))
         by_segment[seg].append((aid, values))
     for aid, sc in scores.items():

@@ -366,7 +366,7 @@ def retention(
 
         name = rt.config.integrations[key].name if key in rt.config.integrations else key
         series = (
-            [(c["cohort"], c["curve"], c["connections"]) for c in data["cohorts"]]
+            [(f"installed {c['cohort']}", c["curve"], c["connections"]) for c in data["cohorts"]]
             if cohort
             else [(name, data["curve"], data["connections"])]
         )
