@@ -160,7 +160,7 @@ def build_app(
                 respond(
                     replace_original=False,
                     response_type="ephemeral",
-                    **blocks.notice(refused),
+                    **blocks.notice(refused, mention_users=True),
                 )
 
         listener.__name__ = f"task_{change.__name__}"
