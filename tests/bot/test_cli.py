@@ -73,3 +73,13 @@ def test_the_demo_posts_its_tasks_when_slack_is_configured(cli, slack: FakeSlack
     assert step["answer_text"].startswith("Acme Corp: integration health")
     assert step["posted"]["sent"] == step["tasks_pending"] > 0
     assert len(slack.calls("chat.postMessage")) == step["tasks_pending"]
+
+
+def test_the_manifest_follows_a_renamed_command(cli, tmp_path):
+    import yaml
+
+    config = tmp_path / "signals.toml"
+    config.write_text('[bot]\ncommand = "/health"\n')
+    result = cli("bot", "manifest", env={"SIGNALS_CONFIG": str(config)})
+    manifest = yaml.safe_load(result.stdout)
+    assert manifest["features"]["slash_commands"][0]["command"] == "/health"

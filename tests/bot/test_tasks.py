@@ -276,3 +276,14 @@ def test_the_feed_stale_alert_is_posted_once_for_all_accounts(
     (post,) = slack.calls("chat.postMessage")
     assert post.body["channel"] == "C0TASKS"
     assert "*Event feed stale: no events for 7 hours*\nAll accounts" in _text(post.body)
+
+
+def test_a_rate_limited_post_waits_for_retry_after_and_goes_out_once(
+    engine: Engine, config: Config, settings: Settings, slack: FakeSlack, accounts
+):
+    task_id = add_task(engine)
+    slack.fail_next["chat.postMessage"] = "ratelimited"  # HTTP 429, Retry-After: 0
+    report = post_pending_tasks(engine, config, settings, now=NOW)
+    assert (report.sent, report.failed) == (1, 0)
+    assert len(slack.calls("chat.postMessage")) == 2  # the 429, then the retry
+    assert len(slack.messages) == 1 and task_row(engine, task_id)["slack_ts"]
