@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench._readme import write_section  # noqa: E402
 from integration_signals.settings import load_config  # noqa: E402
+from scoring.facts import load_facts  # noqa: E402
 from scoring.signals import evaluate_signals  # noqa: E402
 from store.engine import make_engine  # noqa: E402
 from store.feed import mark_received  # noqa: E402
@@ -168,6 +169,9 @@ def main() -> None:
         steady = [
             timed(lambda: evaluate_signals(engine, config, as_of=AS_OF)) for _ in range(args.runs)
         ]
+        facts_only = statistics.median(
+            timed(lambda: load_facts(engine, config, as_of=AS_OF.date())) for _ in range(args.runs)
+        )
         ids = [
             f"acct-{i:06d}" for i in range(0, args.accounts, max(1, args.accounts // args.sample))
         ]
@@ -192,6 +196,8 @@ def main() -> None:
         "| what | time |\n| --- | --- |\n"
         f"| first evaluation of every account ({fired:,} episodes and tasks opened) | {t_first:.2f} s |\n"
         f"| re-evaluation of every account, nothing new (median of {args.runs}) | {median:.2f} s |\n"
+        f"| of which scoring's connection facts (`scoring.facts.load_facts`, the same load"
+        f" `score_accounts` does), median | {facts_only:.2f} s |\n"
         f"| 50 touched accounts (after an ingest batch), median | {after_ingest * 1000:.0f} ms |\n"
         f"| per-account loop, {len(ids)} accounts measured, scaled to {args.accounts:,} |"
         f" {loop_scaled:.1f} s ({per_account * 1000:.1f} ms/account) |\n\n"
