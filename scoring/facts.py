@@ -6,8 +6,10 @@ is a pure function of the data and the as-of *date*. ``connections`` holds all-t
 lifecycle facts; when some of them are later than D (a backtest), what was known at
 D is derived again from ``daily_usage`` and ``events`` — no later data leaks in.
 
-The heavy part is one SQL pass over ``daily_usage`` grouped by connection over the
-last 60 days (SQLAlchemy Core, the same on SQLite and PostgreSQL).
+The heavy part is three plain-sum SQL passes over ``daily_usage`` grouped by
+connection (the last 7 days, the last 30, the 30 before), SQLAlchemy Core that runs
+the same on SQLite and PostgreSQL. The latest success and failure come from the
+connection facts (or, for a past as-of, from the rollups of days <= D).
 """
 
 from __future__ import annotations
@@ -173,12 +175,6 @@ def _info(catalog: dict[str, IntegrationInfo], key: str) -> IntegrationInfo:
         info = IntegrationInfo(key, key.replace("_", " ").title(), "other", "daily", 7)
         catalog[key] = info
     return info
-
-
-def _as_date(value: Any) -> date | None:
-    if value is None or isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
 
 
 # The rollup passes: plain sums over three day ranges, grouped by connection. Each
@@ -397,12 +393,6 @@ def _dt(value: Any) -> datetime | None:
             return datetime.fromisoformat(value + "+00:00")
         return datetime.fromisoformat(value).astimezone(UTC)
     return as_utc(value)
-
-
-def _as_datetime(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value))
 
 
 def _forget_after(f: ConnectionFacts, cutoff: datetime) -> None:

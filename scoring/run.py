@@ -231,27 +231,25 @@ _HISTORY_COLUMNS = (
 
 def _read_stored(conn: Any, *, with_components: bool) -> dict[str, tuple[Any, ...]]:
     """(segment, component scores, percentiles, fingerprint, score) of every scored
-    account. Component scores are extracted by the database (JSON path), not by parsing
-    every components document in Python; percentiles are small and parsed with orjson."""
+    account. Component scores come from the small ``details.component_scores`` copy,
+    not from parsing every (large) components document."""
     s = AccountScore.__table__
     a = Account.__table__
-    parts = (
-        [s.c.components[name]["score"].as_integer() for name in COMPONENTS]
-        if with_components
-        else []
-    )
     cols = [
         s.c.account_id,
         type_coerce(s.c.percentiles, String),
         s.c.inputs_hash,
         a.c.segment,
         s.c.score,
-        *parts,
+        type_coerce(s.c.details, String) if with_components else s.c.score,
     ]
     stored: dict[str, tuple[Any, ...]] = {}
-    for row in conn.execute(select(*cols).select_from(s.join(a, a.c.account_id == s.c.account_id))):
-        aid, percentiles, fingerprint, segment, value = row[:5]
-        components = dict(zip(COMPONENTS, row[5:], strict=True)) if with_components else None
+    for aid, percentiles, fingerprint, segment, value, details in conn.execute(
+        select(*cols).select_from(s.join(a, a.c.account_id == s.c.account_id))
+    ):
+        components = None
+        if with_components:
+            components = (_loads(details) or {}).get("component_scores")
         stored[aid] = (segment, components, _loads(percentiles), fingerprint, value)
     return stored
 
