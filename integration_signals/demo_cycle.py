@@ -102,6 +102,7 @@ def run_demo(rt: Runtime, *, accounts: int, seed: int, as_json: bool) -> DemoRes
     summary["acme"] = _acme_card(rt, end)
     summary["crm"] = crm_preview(rt, now=end)
     _impact_step(rt, summary, end)
+    summary["slack"] = demo_slack(rt, as_of=end)
     return DemoResult(summary, _render)
 
 
@@ -240,6 +241,57 @@ def crm_preview(rt: Runtime, *, now: datetime, account_id: str = "acme") -> dict
     return preview
 
 
+def demo_slack(rt: Runtime, *, as_of: datetime) -> dict[str, Any]:
+    """What the Slack bot answers to `/integration-health acme`, and the tasks it posts:
+    posted when Slack is configured, otherwise counted (no network needed)."""
+    from bot import views
+    from bot.tasks import post_pending_tasks
+
+    answer = views.answer(
+        rt.engine,
+        rt.config,
+        rt.settings,
+        views.parse_command("acme"),
+        channel_id=None,
+        now=as_of,
+    )
+    t = models.Task.__table__
+    with rt.engine.connect() as conn:
+        pending = conn.execute(
+            select(func.count()).select_from(t).where(t.c.status != "done", t.c.posted_at.is_(None))
+        ).scalar_one()
+    configured = bool(rt.settings.slack_bot_token and rt.settings.slack_tasks_channel)
+    posted = None
+    if configured:
+        posted = post_pending_tasks(rt.engine, rt.config, rt.settings, now=as_of).as_json()
+    return {
+        "command": "/integration-health acme",
+        "answer_text": answer["text"],
+        "answer_blocks": len(answer["blocks"]),
+        "answer": answer,
+        "tasks_pending": pending,
+        "configured": configured,
+        "posted": posted,
+    }
+
+
+def _render_slack(s: dict[str, Any]) -> None:
+    print(
+        f"Slack: `{s['command']}` answers with {s['answer_blocks']} Block Kit blocks"
+        f" ({s['answer_text']})"
+    )
+    if s["posted"] is not None:
+        p = s["posted"]
+        print(f"  tasks posted {p['sent']}, failed {p['failed']}")
+        for error in p["errors"][:3]:
+            print(f"    {error}")
+    else:
+        print(
+            f"  {s['tasks_pending']} tasks ready to post with Claim / Done / Snooze 7d buttons;"
+            " set SLACK_BOT_TOKEN and SLACK_TASKS_CHANNEL, then `signals bot post-tasks`"
+        )
+
+
 def _render(d: dict[str, Any]) -> None:
     ev = d["events"]
     print(f"Demo data set built in {d['seconds']}s into {d['database']}")
@@ -276,6 +328,8 @@ def _render(d: dict[str, Any]) -> None:
     if "impact" in d:
         render_impact(d["impact"])
     _render_crm(d.get("crm") or {})
+    if "slack" in d:
+        _render_slack(d["slack"])
     print("Next: `signals quarantine`, `signals accounts import FILE`, `signals ingest FILE`.")
     print("      `signals score`, `signals health acme`, `signals funnel`, `signals ttv`,")
     print("      `signals retention --integration salesforce --plot retention.png`.")

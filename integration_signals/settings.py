@@ -380,6 +380,37 @@ class SyncsConfig(_Strict):
     hubspot: HubSpotSyncConfig = HubSpotSyncConfig()
 
 
+class ChannelScope(_Strict):
+    """The accounts one Slack channel may see: listed ids and whole account segments."""
+
+    accounts: list[str] = []
+    segments: list[Literal["smb", "mid_market", "enterprise"]] = []
+
+
+class BotConfig(_Strict):
+    """The Slack bot: command, where tasks go, what a channel may see, CRM links."""
+
+    command: str = Field("/integration-health", pattern=r"^/[a-z0-9_-]{1,31}$")
+    response_type: Literal["ephemeral", "in_channel"] = "ephemeral"
+    tasks_to: Literal["channel", "owner"] = "channel"
+    list_size: int = Field(10, ge=1, le=30)
+    max_integrations: int = Field(15, ge=1, le=40)
+    post_batch: int = Field(50, ge=1, le=1000)
+    post_lease_minutes: int = Field(10, ge=1, le=1440)
+    digest_channel: str | None = None
+    salesforce_record_url: str = ""
+    hubspot_record_url: str = ""
+    access_default: Literal["all", "none"] = "all"
+    access: dict[str, ChannelScope] = {}
+
+    @field_validator("salesforce_record_url", "hubspot_record_url")
+    @classmethod
+    def _has_id_placeholder(cls, value: str) -> str:
+        if value and "{id}" not in value:
+            raise ValueError("must contain {id} where the record id goes")
+        return value
+
+
 class Config(_Strict):
     """The whole TOML configuration after defaults are merged in."""
 
@@ -389,6 +420,7 @@ class Config(_Strict):
     scoring: ScoringConfig = ScoringConfig()
     signals: SignalsConfig = SignalsConfig()
     syncs: SyncsConfig = SyncsConfig()
+    bot: BotConfig = BotConfig()
 
     @field_validator("integrations")
     @classmethod

@@ -1,6 +1,7 @@
 """Command modules, one per layer; importing them registers their commands."""
 
 from integration_signals.commands import (
+    bot_cmds,  # noqa: F401
     impact_cmds,  # noqa: F401
     scoring_cmds,  # noqa: F401
     signals_cmds,  # noqa: F401
