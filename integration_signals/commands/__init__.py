@@ -1,3 +1,6 @@
 """Command modules, one per layer; importing them registers their commands."""
 
-from integration_signals.commands import store_cmds  # noqa: F401
+from integration_signals.commands import (
+    serve_cmds,  # noqa: F401
+    store_cmds,  # noqa: F401
+)
