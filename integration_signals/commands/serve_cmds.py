@@ -15,9 +15,9 @@ from integration_signals.runtime import UserError
 @guarded
 def serve(
     ctx: typer.Context,
-    host: str | None = typer.Option(None, "--host", help="Listen address ([serve] host)."),
+    host: str | None = typer.Option(None, "--host", help="Listen address (config: serve.host)."),
     port: int | None = typer.Option(
-        None, "--port", help="Listen port ([serve] port; 0 picks a free one)."
+        None, "--port", help="Listen port (config: serve.port; 0 picks a free one)."
     ),
 ) -> None:
     """Run the scheduler, the HTTP ingest API, Slack endpoints and /healthz until
