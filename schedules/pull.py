@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Engine, create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 
 from integration_signals.settings import Config, Settings
 from store.ingest import KNOWN_FIELDS, Ingestor, IngestReport, RawRecord
@@ -104,15 +104,14 @@ def load_state(engine: Engine, key: str) -> dict[str, Any]:
     return dict(value or {})
 
 
-def _save_state(engine: Engine, key: str, state: dict[str, Any]) -> None:
-    with engine.begin() as conn:
-        upsert(
-            conn,
-            KeyValue.__table__,
-            [{"key": key, "value": state, "updated_at": utcnow()}],
-            keys=["key"],
-            update=lambda ex: {"value": ex.value, "updated_at": ex.updated_at},
-        )
+def _save_state(conn: Connection, key: str, state: dict[str, Any]) -> None:
+    upsert(
+        conn,
+        KeyValue.__table__,
+        [{"key": key, "value": state, "updated_at": utcnow()}],
+        keys=["key"],
+        update=lambda ex: {"value": ex.value, "updated_at": ex.updated_at},
+    )
 
 
 # ---------------------------------------------------------------- rows -> events
@@ -163,8 +162,15 @@ def _batches(
     source: Engine, query: str, column: str, cursor: Any, size: int
 ) -> Iterator[list[dict[str, Any]]]:
     quoted = source.dialect.identifier_preparer.quote(column)
-    sql = f"SELECT * FROM ({query.strip().rstrip(';')}) signals_src"
-    params: dict[str, Any] = {}
+    inner = f"SELECT * FROM ({query.strip().rstrip(';')}) signals_src"
+    with source.connect() as conn:
+        columns = list(conn.execute(text(inner + " WHERE 1 = 0")).keys())
+    if column not in columns:
+        raise PullNotConfigured(
+            f"the pull query returns no column {column!r}; set [schedules.pull] "
+            "cursor_column to one of: " + ", ".join(columns)
+        )
+    sql, params = inner, {}
     if cursor is not None:
         sql += f" WHERE signals_src.{quoted} > :cursor"
         params["cursor"] = cursor
@@ -173,11 +179,6 @@ def _batches(
         result = conn.execution_options(stream_results=True, yield_per=size).execute(
             text(sql), params
         )
-        if column not in result.keys():
-            raise PullNotConfigured(
-                f"the pull query returns no column {column!r}; set [schedules.pull] "
-                "cursor_column to one of: " + ", ".join(result.keys())
-            )
         for part in result.partitions(size):
             yield [dict(r._mapping) for r in part]
 
@@ -214,23 +215,31 @@ def pull_once(
                 report.rows += 1
                 event = row_to_event(row)
                 records.append(RawRecord(report.rows, _raw(event), event))
-            before = (report.ingest.accepted, report.ingest.duplicates, report.ingest.quarantined)
-            ingestor.ingest(records, source=f"pull:{cfg.name}")
-            report.batches += 1
             # The cursor may only pass values all of whose rows are in: the batch's last
-            # value may continue in the next batch, so stop just before it.
-            pending = [r for r in rows if r[column] == rows[-1][column]]
-            complete = [r[column] for r in rows if r[column] != rows[-1][column]]
+            # value may continue in the next batch, so it stops just before that value.
+            last = rows[-1][column]
+            pending = [r for r in rows if r[column] == last]
+            complete = [r[column] for r in rows if r[column] != last]
             if complete:
                 report.cursor = complete[-1]
-            _record(engine, key, state, report, before)
+            before = (report.ingest.accepted, report.ingest.duplicates, report.ingest.quarantined)
+
+            def save(conn: Connection, before: tuple[int, int, int] = before) -> None:
+                state.update(_advance(state, report, before))
+                _save_state(conn, key, state)
+
+            ingestor.before_commit = save
+            ingestor.ingest(records, source=f"pull:{cfg.name}")
+            report.batches += 1
             if stopping is not None and stopping.is_set():
                 raise Stopping(
                     f"stopped after {report.rows:,} rows; the next pull continues from the cursor"
                 )
         if pending:
             report.cursor = pending[-1][column]
-            _record(engine, key, state, report, None)
+            state.update(_advance(state, report, None))
+            with engine.begin() as conn:
+                _save_state(conn, key, state)
     finally:
         source.dispose()
         report.ingest.sources = sorted(set(report.ingest.sources))
@@ -241,14 +250,11 @@ def _raw(event: dict[str, Any]) -> str:
     return orjson.dumps(event, default=str).decode()
 
 
-def _record(
-    engine: Engine,
-    key: str,
-    state: dict[str, Any],
-    report: PullReport,
-    before: tuple[int, int, int] | None,
-) -> None:
-    """Save the cursor and the running totals after a committed batch."""
+def _advance(
+    state: dict[str, Any], report: PullReport, before: tuple[int, int, int] | None
+) -> dict[str, Any]:
+    """The state after a batch: its cursor and the running totals."""
+    state = dict(state)
     if before is not None:
         ing = report.ingest
         state["accepted"] = state.get("accepted", 0) + ing.accepted - before[0]
@@ -256,4 +262,4 @@ def _record(
         state["quarantined"] = state.get("quarantined", 0) + ing.quarantined - before[2]
     state["cursor"] = _encode_cursor(report.cursor)
     state["pulled_at"] = utcnow().isoformat()
-    _save_state(engine, key, state)
+    return state

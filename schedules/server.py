@@ -16,6 +16,7 @@ import binascii
 import contextlib
 import hmac
 import logging
+import signal
 import socket
 import sys
 import zlib
@@ -355,6 +356,21 @@ def configure_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _exit_quietly_after(server: Any) -> None:
+    """uvicorn stops cleanly on SIGTERM / SIGINT and then raises the signal again for
+    the handler it found. Ours lets a stop that uvicorn already handled end the process
+    with exit 0; a signal before the server is up still stops the process at once."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        if server.started:
+            log.info("stopped by %s", signal.Signals(signum).name)
+            return
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+
+
 def serve(
     engine: Engine,
     config: Config,
@@ -398,6 +414,7 @@ def serve(
                 timeout_graceful_shutdown=10,
             )
         )
+        _exit_quietly_after(server)
         server.run(sockets=[sock])
         return scheduler.leftovers
     finally:

@@ -312,6 +312,9 @@ class Ingestor:
         self.report = IngestReport()
         self._known_integrations: set[str] | None = None
         self._touched: set[str] = set()
+        # Called inside each batch's transaction after its writes, so a caller's own
+        # state (the SQL pull's cursor) commits together with the batch.
+        self.before_commit: Callable[[Any], None] | None = None
 
     # The public entry: any iterable of RawRecord from any reader.
     def ingest(
@@ -397,6 +400,8 @@ class Ingestor:
                 self._fold(conn, accepted)
             if rejects:
                 self._quarantine(conn, rejects, source)
+            if self.before_commit is not None:
+                self.before_commit(conn)
 
     _EVENT_COLUMNS = (
         "event_id",

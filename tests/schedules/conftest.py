@@ -201,7 +201,7 @@ class Source:
                         f"INSERT INTO {self.table} SELECT 'e-' || i, 'sync.succeeded',"
                         " TIMESTAMPTZ '2026-11-01T00:00:00Z' + i * INTERVAL '1 second',"
                         " 'acct-' || (i % 50), 'salesforce', 10, 'eu'"
-                        " FROM generate_series(:a, :b) AS i"
+                        " FROM generate_series(CAST(:a AS integer), CAST(:b AS integer)) AS i"
                     ),
                     {"a": start, "b": start + count - 1},
                 )

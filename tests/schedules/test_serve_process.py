@@ -1,0 +1,217 @@
+"""Real `signals serve` processes: several on one PostgreSQL run each job once per tick;
+kill -9 mid-job and a restart lose and repeat nothing; SIGTERM leaves a consistent store."""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from collections import Counter
+from datetime import UTC, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import Engine, func, select, text
+
+from schedules.pull import load_state
+from store.models import Event, JobRun
+from tests.schedules.conftest import (
+    TOKEN,
+    ServeFactory,
+    Source,
+    healthz,
+    needs_pg,
+    wait_for,
+)
+
+BATCH = 500
+
+
+def configure(
+    factory: ServeFactory, source: Source, *, pull_minutes: float, prune_minutes: float
+) -> None:
+    factory.config_text = (
+        f"[schedules]\npull_minutes = {pull_minutes}\nprune_minutes = {prune_minutes}\n"
+        "shutdown_grace_seconds = 5\n"
+        f'[schedules.pull]\nquery = "{source.query()}"\nbatch_size = {BATCH}\n'
+    )
+    factory.env["SIGNALS_PULL_URL"] = source.url
+
+
+def count(engine: Engine, model: type, *where: object) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
+
+
+def runs(engine: Engine) -> list[tuple[str, object, str, str | None, str | None]]:
+    t = JobRun.__table__
+    with engine.connect() as conn:
+        return [
+            (r.job_id, r.scheduled_at.replace(tzinfo=UTC), r.status, r.host, r.error)
+            for r in conn.execute(select(t).order_by(t.c.job_id, t.c.scheduled_at))
+        ]
+
+
+def pull_totals(engine: Engine) -> dict[str, int]:
+    return load_state(engine, "pull:sql")
+
+
+@needs_pg
+def test_two_processes_on_one_postgres_run_every_job_once_per_tick(
+    engine: Engine, source: Source, serve_factory: ServeFactory
+) -> None:
+    configure(serve_factory, source, pull_minutes=0.05, prune_minutes=0.05)  # 3 s ticks
+    source.add_generated(2000)
+    first, second = serve_factory.start(), serve_factory.start()
+    # Events keep arriving in the source while both processes run.
+    for wave in range(4):
+        source.add_generated(100, start=2000 + wave * 100)
+        time.sleep(2)
+    for process in (first, second):
+        jobs = healthz(process.url)["jobs"]
+        assert set(jobs) == {"ingest.pull", "maintenance.prune"}
+        assert all(job["next_run_at"] for job in jobs.values())
+    wait_for(
+        lambda: pull_totals(engine).get("accepted") == 2400,
+        timeout=20,
+        what="the pull to catch up",
+    )
+    assert first.terminate() == 0 and second.terminate() == 0
+
+    rows = runs(engine)
+    assert {status for _, _, status, _, _ in rows} == {"ok"}
+    for job_id in ("ingest.pull", "maintenance.prune"):
+        ticks = sorted(tick for jid, tick, *_ in rows if jid == job_id)
+        assert len(ticks) >= 3
+        assert len(ticks) == len(set(ticks))
+        # No tick between the first and the last was lost.
+        steps = {(b - a) for a, b in zip(ticks, ticks[1:], strict=False)}
+        assert steps == {timedelta(seconds=3)}, steps
+    # The job bodies: each tick ran in exactly one process (the logs of both).
+    ran = Counter(
+        found
+        for process in (first, second)
+        for found in re.findall(r"job (\S+) tick (\S+) ok in", process.log())
+    )
+    assert ran and max(ran.values()) == 1
+    assert sum(ran.values()) == len(rows)
+    # Every source row was ingested once, none twice.
+    assert count(engine, Event) == 2400
+    assert pull_totals(engine)["duplicates"] == 0
+
+
+def test_kill_9_mid_job_and_restart_loses_and_repeats_nothing(
+    engine: Engine, source: Source, serve_factory: ServeFactory
+) -> None:
+    total = 60_000
+    configure(serve_factory, source, pull_minutes=0.05, prune_minutes=1440)
+    source.add_generated(total)
+    victim = serve_factory.start()
+    wait_for(
+        lambda: 0 < count(engine, Event) < total // 2,
+        timeout=30,
+        what="the pull to be half-way",
+        every=0.01,
+    )
+    victim.proc.send_signal(signal.SIGKILL)
+    victim.proc.wait(timeout=10)
+    landed = count(engine, Event)
+    assert 0 < landed < total
+    assert [r[2] for r in runs(engine) if r[0] == "ingest.pull"] == ["running"]
+
+    survivor = serve_factory.start()
+    wait_for(
+        lambda: pull_totals(engine).get("accepted") == total,
+        timeout=60,
+        what="the restarted pull to finish",
+    )
+    assert survivor.terminate() == 0
+
+    assert count(engine, Event) == total
+    totals = pull_totals(engine)
+    assert totals["accepted"] == total  # nothing lost, nothing counted twice
+    # Cursor and batch commit together: only the rows of the last cursor value of the
+    # last committed batch are read again.
+    assert totals["duplicates"] <= 1
+    statuses = [r[2] for r in runs(engine) if r[0] == "ingest.pull"]
+    assert "running" not in statuses
+    assert statuses[0] in ("ok", "abandoned")
+    assert re.search(r"abandoned|resuming", survivor.log())
+
+
+def test_sigterm_mid_job_stops_cleanly_and_the_next_start_continues(
+    engine: Engine, source: Source, serve_factory: ServeFactory
+) -> None:
+    total = 60_000
+    configure(serve_factory, source, pull_minutes=0.05, prune_minutes=1440)
+    source.add_generated(total)
+    process = serve_factory.start()
+    wait_for(
+        lambda: 0 < count(engine, Event) < total // 2,
+        timeout=30,
+        what="the pull to be half-way",
+        every=0.01,
+    )
+    started = time.monotonic()
+    assert process.terminate(timeout=30) == 0
+    assert time.monotonic() - started < 15
+    assert "Traceback" not in process.log()
+
+    # Consistent: the stored events are the rows up to the saved cursor plus at most the
+    # rows of the batch's last cursor value (the cursor never passes a value whose rows
+    # might continue in the next batch); the next pull reads those again as duplicates.
+    stored = count(engine, Event)
+    totals = pull_totals(engine)
+    assert 0 < stored < total
+    assert totals["accepted"] == stored
+    cursor = totals["cursor"]["value"]
+    with source.engine.connect() as conn:
+        upto = conn.execute(
+            text(f"SELECT count(*) FROM {source.table} WHERE occurred_at <= :c"), {"c": cursor}
+        ).scalar_one()
+    boundary = stored - upto
+    assert 0 <= boundary <= BATCH
+    rows = [r for r in runs(engine) if r[0] == "ingest.pull"]
+    assert [r[2] for r in rows] == ["abandoned"]
+    assert "stopped at shutdown" in rows[0][4]
+
+    again = serve_factory.start()
+    wait_for(
+        lambda: pull_totals(engine).get("accepted") == total,
+        timeout=60,
+        what="the next start to finish the pull",
+    )
+    assert again.terminate() == 0
+    assert count(engine, Event) == total
+    assert pull_totals(engine)["accepted"] == total
+    assert pull_totals(engine)["duplicates"] == boundary
+
+
+def test_serve_answers_ingest_and_health_over_http(
+    engine: Engine, serve_factory: ServeFactory
+) -> None:
+    process = serve_factory.start()
+    response = httpx.post(
+        f"{process.url}/v1/events",
+        json=[
+            {
+                "event_id": "srv-1",
+                "type": "integration.installed",
+                "occurred_at": "2026-11-01T00:00:00Z",
+                "account_id": "acme",
+                "integration": "slack",
+            }
+        ],
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=30,
+    )
+    assert response.status_code == 200
+    assert response.json()["accepted"] == 1
+    health = healthz(process.url)
+    assert health["status"] == "ok"
+    assert "maintenance.prune" in health["jobs"]
+    assert TOKEN not in process.log()
+    assert process.terminate() == 0
+
+
+pytestmark = pytest.mark.timeout(180)
