@@ -352,8 +352,9 @@ def configure_logging() -> None:
         handler._signals = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(logging.INFO)
-    for noisy in ("apscheduler.scheduler", "apscheduler.executors.default", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The scheduler's error listener writes one line per skipped or failed run.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _exit_quietly_after(server: Any) -> None:

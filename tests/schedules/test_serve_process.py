@@ -66,7 +66,7 @@ def test_two_processes_on_one_postgres_run_every_job_once_per_tick(
     # Events keep arriving in the source while both processes run.
     for wave in range(4):
         source.add_generated(100, start=2000 + wave * 100)
-        time.sleep(2)
+        time.sleep(1.5)
     for process in (first, second):
         jobs = healthz(process.url)["jobs"]
         assert set(jobs) == {"ingest.pull", "maintenance.prune"}
@@ -103,7 +103,7 @@ def test_two_processes_on_one_postgres_run_every_job_once_per_tick(
 def test_kill_9_mid_job_and_restart_loses_and_repeats_nothing(
     engine: Engine, source: Source, serve_factory: ServeFactory
 ) -> None:
-    total = 60_000
+    total = 20_000
     configure(serve_factory, source, pull_minutes=0.05, prune_minutes=1440)
     source.add_generated(total)
     victim = serve_factory.start()
@@ -142,7 +142,7 @@ def test_kill_9_mid_job_and_restart_loses_and_repeats_nothing(
 def test_sigterm_mid_job_stops_cleanly_and_the_next_start_continues(
     engine: Engine, source: Source, serve_factory: ServeFactory
 ) -> None:
-    total = 60_000
+    total = 20_000
     configure(serve_factory, source, pull_minutes=0.05, prune_minutes=1440)
     source.add_generated(total)
     process = serve_factory.start()
