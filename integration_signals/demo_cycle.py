@@ -95,7 +95,51 @@ def run_demo(rt: Runtime, *, accounts: int, seed: int, as_json: bool) -> DemoRes
             ).all()
         )
     summary["database"] = rt.engine.url.render_as_string(hide_password=True)
+    summary["signals"] = demo_signals(rt, as_of=end)
     return DemoResult(summary, _render)
+
+
+def demo_signals(rt: Runtime, *, as_of: datetime) -> dict[str, Any]:
+    """Evaluate the signal rules once and summarise the episodes and tasks they opened."""
+    from collections import Counter
+
+    from scoring.signals import evaluate_signals
+
+    report = evaluate_signals(rt.engine, rt.config, as_of=as_of)
+    t = models.Task.__table__
+    with rt.engine.connect() as conn:
+        rows = conn.execute(
+            select(t.c.id, t.c.account_id, t.c.signal_kind, t.c.title, t.c.owner, t.c.due_at)
+            .where(t.c.status == "open")
+            .order_by(t.c.due_at, t.c.id)
+        ).all()
+    return {
+        "feed_stale": report.feed_stale,
+        "fired": dict(Counter(f["kind"] for f in report.fired).most_common()),
+        "open_signals": report.open_signals,
+        "tasks_created": report.tasks_created,
+        "tasks": [
+            {
+                "id": r.id,
+                "account_id": r.account_id,
+                "signal_kind": r.signal_kind,
+                "title": r.title,
+                "owner": r.owner,
+                "due_at": r.due_at,
+            }
+            for r in _one_per_kind(rows)
+        ],
+    }
+
+
+def _one_per_kind(rows: list[Any]) -> list[Any]:
+    seen: set[str] = set()
+    picked = []
+    for row in rows:
+        if row.signal_kind not in seen:
+            seen.add(row.signal_kind)
+            picked.append(row)
+    return picked
 
 
 def _render(d: dict[str, Any]) -> None:
@@ -110,4 +154,16 @@ def _render(d: dict[str, Any]) -> None:
         f"quarantined {ev['quarantined']:,}"
     )
     print("  patterns      " + ", ".join(f"{k} {v}" for k, v in d["patterns"].items()))
+    sig = d["signals"]
+    print(
+        f"Signals: {sig['open_signals']} open, {sig['tasks_created']} playbook tasks created"
+        + (" (event feed stale: risk signals on hold)" if sig["feed_stale"] else "")
+    )
+    print("  fired         " + ", ".join(f"{k} {v}" for k, v in sig["fired"].items()))
+    print("  tasks (the first due of each kind):")
+    for t in sig["tasks"]:
+        print(f"    #{t['id']:<4} {t['owner'] or '-':<20} {t['title']}")
     print("Next: `signals quarantine`, `signals accounts import FILE`, `signals ingest FILE`.")
+    print(
+        "      `signals signals`, `signals tasks --status open`, `signals tasks claim ID --by YOU`."
+    )

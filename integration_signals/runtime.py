@@ -101,10 +101,11 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def known_errors() -> tuple[type[BaseException], ...]:
+    from bot.client import SlackNotConfigured
     from store.accounts import BadAccount
     from store.engine import DatabaseError
 
-    return (UserError, ConfigError, DatabaseError, BadAccount)
+    return (UserError, ConfigError, DatabaseError, BadAccount, SlackNotConfigured)
 
 
 def run_guarded(func: Callable[[], Any]) -> Any:

@@ -87,6 +87,261 @@ class ServeConfig(_Strict):
     segment_events: dict[str, str] = {}
 
 
+class ChannelScope(_Strict):
+    """The accounts one Slack channel may see: listed ids and whole account segments."""
+
+    accounts: list[str] = []
+    segments: list[Literal["smb", "mid_market", "enterprise"]] = []
+
+
+class BotConfig(_Strict):
+    """The Slack bot: command, where tasks go, what a channel may see, CRM links."""
+
+    command: str = Field("/integration-health", pattern=r"^/[a-z0-9_-]{1,31}$")
+    response_type: Literal["ephemeral", "in_channel"] = "ephemeral"
+    tasks_to: Literal["channel", "owner"] = "channel"
+    list_size: int = Field(10, ge=1, le=30)
+    max_integrations: int = Field(15, ge=1, le=40)
+    post_batch: int = Field(50, ge=1, le=1000)
+    post_lease_minutes: int = Field(10, ge=1, le=1440)
+    digest_channel: str | None = None
+    salesforce_record_url: str = ""
+    hubspot_record_url: str = ""
+    access_default: Literal["all", "none"] = "all"
+    access: dict[str, ChannelScope] = {}
+
+    @field_validator("salesforce_record_url", "hubspot_record_url")
+    @classmethod
+    def _has_id_placeholder(cls, value: str) -> str:
+        if value and "{id}" not in value:
+            raise ValueError("must contain {id} where the record id goes")
+        return value
+
+
+class IntegrationActivatedRule(_Strict):
+    """The account reached ``min_active`` active integrations within ``window_days``."""
+
+    min_active: int = Field(3, ge=1)
+    window_days: int = Field(60, ge=1)
+
+
+class ApiLimitRule(_Strict):
+    """The average daily API calls reached ``threshold`` of the plan's daily limit."""
+
+    threshold: float = Field(0.75, gt=0, le=1)
+    average_days: int = Field(7, ge=1, le=90)
+    trend_days: int = Field(28, ge=3, le=180)
+    lead_days: int = Field(30, ge=0)
+    due_days_without_projection: int = Field(30, ge=0)
+    horizon_days: int = Field(730, ge=1)
+
+
+class HealthDegradationRule(_Strict):
+    """A connection's sync success over ``window_days`` fell below ``min_success_rate``."""
+
+    min_success_rate: float = Field(0.80, gt=0, le=1)
+    min_attempts: int = Field(5, ge=1)
+    window_days: int = Field(7, ge=1, le=90)
+    due_hours: float = Field(4, ge=0)
+
+
+class AbandonmentRule(_Strict):
+    """A previously active connection had no usage for ``idle_days``."""
+
+    idle_days: int = Field(14, ge=1)
+    # Situational integrations (30-day active window) wait for their window instead.
+    respect_rhythm: bool = True
+
+
+class AuthExpiredRule(_Strict):
+    due_hours: float = Field(4, ge=0)
+
+
+class OnboardingRules(_Strict):
+    """The activation journey of the seeds' playbook, in days since ``created_at``."""
+
+    period_days: int = Field(90, ge=1)
+    first_sync_by_day: int = Field(5, ge=1)
+    first_sync_due_day: int = Field(7, ge=1)
+    min_active: int = Field(3, ge=1)
+    active_by_day: int = Field(60, ge=1)
+    low_activation_due_days: int = Field(7, ge=0)
+
+
+class SignalsConfig(_Strict):
+    """Thresholds of the signal rules, who gets tasks, and the feed guard."""
+
+    feed_stale_hours: float = Field(6, gt=0)
+    recently_resolved_days: int = Field(30, ge=0)
+    # Owner of a task whose account lacks the CSM / account executive it needs, and of
+    # the feed_stale alert. Empty: such tasks have no owner (the bot posts them to the
+    # tasks channel).
+    fallback_owner: str = ""
+    alert_owner: str = ""
+    at_risk_bands: list[str] = ["at_risk"]
+    integration_activated: IntegrationActivatedRule = IntegrationActivatedRule()
+    api_limit_proximity: ApiLimitRule = ApiLimitRule()
+    health_degradation: HealthDegradationRule = HealthDegradationRule()
+    abandonment: AbandonmentRule = AbandonmentRule()
+    auth_expired: AuthExpiredRule = AuthExpiredRule()
+    onboarding: OnboardingRules = OnboardingRules()
+
+
+COMPONENTS = (
+    "activation_depth",
+    "usage_volume",
+    "health_status",
+    "frequency",
+    "sophistication",
+    "growth",
+)
+SEGMENTS = ("smb", "mid_market", "enterprise")
+
+
+def _check_weights(value: dict[str, float] | None) -> dict[str, float] | None:
+    if value is None:
+        return value
+    unknown = sorted(set(value) - set(COMPONENTS))
+    if unknown:
+        raise ValueError(f"unknown component {unknown[0]!r}; use {', '.join(COMPONENTS)}")
+    missing = [c for c in COMPONENTS if c not in value]
+    if missing:
+        raise ValueError(f"weight for {missing[0]} is missing; name all six components")
+    if any(w < 0 for w in value.values()):
+        raise ValueError("weights must not be negative")
+    total = sum(value.values())
+    if abs(total - 100) > 1e-6:
+        raise ValueError(f"weights must sum to 100 (they sum to {total:g})")
+    return value
+
+
+class Bands(_Strict):
+    """Overall score bands: healthy >= healthy, watch >= watch, at_risk below."""
+
+    healthy: int = Field(75, ge=0, le=100)
+    watch: int = Field(50, ge=0, le=100)
+
+
+class ActivationThresholds(_Strict):
+    """Active integrations expected of a segment (healthy: N+ active from C+ categories)."""
+
+    healthy_active: int = Field(ge=1)
+    healthy_categories: int = Field(ge=1)
+    at_risk_active: int = Field(ge=0)
+    # Where the count scores 100 (enterprise accounts average 8-12).
+    top_active: int = Field(ge=1)
+
+
+class VolumeThresholds(_Strict):
+    healthy_calls_per_day: float = Field(1000, gt=0)
+    healthy_records_per_week: float = Field(10000, gt=0)
+    at_risk_calls_per_day: float = Field(100, gt=0)
+    at_risk_records_per_week: float = Field(1000, gt=0)
+
+
+class HealthThresholds(_Strict):
+    healthy_success_rate: float = Field(0.95, gt=0, le=1)
+    at_risk_success_rate: float = Field(0.80, gt=0, le=1)
+    healthy_errors_per_week: float = Field(5, ge=0)
+    at_risk_errors_per_week: float = Field(25, gt=0)
+    at_risk_days_since_success: float = Field(3, gt=1)
+
+
+class FrequencyThresholds(_Strict):
+    """Mean days between uses (relative to the integration's cadence) and automation."""
+
+    healthy_gap_days: float = Field(1.5, ge=1)
+    at_risk_gap_days: float = Field(7, gt=1)
+    healthy_automated_share: float = Field(0.9, gt=0, le=1)
+
+
+class SophisticationThresholds(_Strict):
+    """Advanced features in use: bidirectional, custom fields, filters, transformations,
+    3+ objects. Basic config only (0) is at risk."""
+
+    healthy_features: float = Field(2, gt=0, le=5)
+
+
+class GrowthThresholds(_Strict):
+    healthy_growth: float = Field(0.20, gt=-1)
+    at_risk_growth: float = Field(-0.05, gt=-1)
+    points_per_new_integration: float = Field(10, ge=0)
+
+
+class SegmentOverride(_Strict):
+    """Per-segment overrides of the scoring section; unnamed keys keep the defaults."""
+
+    weights: dict[str, float] | None = None
+    bands: Bands | None = None
+    volume: VolumeThresholds | None = None
+    health: HealthThresholds | None = None
+    frequency: FrequencyThresholds | None = None
+    sophistication: SophisticationThresholds | None = None
+    growth: GrowthThresholds | None = None
+
+    _weights = field_validator("weights")(classmethod(lambda cls, v: _check_weights(v)))
+
+
+_ACTIVATION_DEFAULTS = {
+    "smb": ActivationThresholds(
+        healthy_active=3, healthy_categories=2, at_risk_active=1, top_active=5
+    ),
+    "mid_market": ActivationThresholds(
+        healthy_active=4, healthy_categories=2, at_risk_active=1, top_active=7
+    ),
+    "enterprise": ActivationThresholds(
+        healthy_active=5, healthy_categories=3, at_risk_active=2, top_active=10
+    ),
+}
+
+
+class ScoringConfig(_Strict):
+    """The health score: weights (sum 100), thresholds, bands, per-segment overrides."""
+
+    weights: dict[str, float] = {
+        "activation_depth": 25,
+        "usage_volume": 25,
+        "health_status": 20,
+        "frequency": 15,
+        "sophistication": 10,
+        "growth": 5,
+    }
+    bands: Bands = Bands()
+    onboarding_days: int = Field(90, ge=0)
+    # Segment used for accounts without one.
+    default_segment: Literal["smb", "mid_market", "enterprise"] = "smb"
+    activation: dict[str, ActivationThresholds] = _ACTIVATION_DEFAULTS
+    volume: VolumeThresholds = VolumeThresholds()
+    health: HealthThresholds = HealthThresholds()
+    frequency: FrequencyThresholds = FrequencyThresholds()
+    sophistication: SophisticationThresholds = SophisticationThresholds()
+    growth: GrowthThresholds = GrowthThresholds()
+    # Expected days between syncs per rhythm (days since a good sync count from there).
+    cadence_days: dict[str, float] = {"daily": 1, "weekly": 7, "situational": 30}
+    segments: dict[str, SegmentOverride] = {}
+
+    _weights = field_validator("weights")(classmethod(lambda cls, v: _check_weights(v)))
+
+    @field_validator("activation")
+    @classmethod
+    def _all_segments(
+        cls, value: dict[str, ActivationThresholds]
+    ) -> dict[str, ActivationThresholds]:
+        merged = {**_ACTIVATION_DEFAULTS, **value}
+        for key in merged:
+            if key not in SEGMENTS:
+                raise ValueError(f"segment {key!r} must be one of {', '.join(SEGMENTS)}")
+        return merged
+
+    @field_validator("segments")
+    @classmethod
+    def _known_segments(cls, value: dict[str, SegmentOverride]) -> dict[str, SegmentOverride]:
+        for key in value:
+            if key not in SEGMENTS:
+                raise ValueError(f"segment {key!r} must be one of {', '.join(SEGMENTS)}")
+        return value
+
+
 class Config(_Strict):
     """The whole TOML configuration after defaults are merged in."""
 
@@ -94,6 +349,9 @@ class Config(_Strict):
     ingest: IngestConfig = IngestConfig()
     schedules: SchedulesConfig = SchedulesConfig()
     serve: ServeConfig = ServeConfig()
+    bot: BotConfig = BotConfig()
+    signals: SignalsConfig = SignalsConfig()
+    scoring: ScoringConfig = ScoringConfig()
 
     @field_validator("integrations")
     @classmethod

@@ -476,7 +476,7 @@ def generate(seed: int = 7, n_accounts: int = 300, *, end: datetime) -> DemoData
                 kw.update(
                     pattern="growing_to_limit",
                     growth=0.35,
-                    api_per_record=0.55 * api_limit / (base * per_day * math.exp(0.35 * 5)),
+                    api_per_record=0.7 * api_limit / (base * per_day * math.exp(0.35 * 5)),
                 )
             _connection(b, account, integration, **kw)
     b.data.events.sort(key=lambda e: e["occurred_at"])

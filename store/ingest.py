@@ -26,6 +26,7 @@ from sqlalchemy import Engine, select
 
 from integration_signals.settings import Config
 from store.bulk import Bulk
+from store.feed import mark_received
 from store.models import Account, Integration, Quarantine
 from store.sql import chunked, upsert, utcnow
 
@@ -398,6 +399,7 @@ class Ingestor:
             report.accepted += len(accepted)
             if accepted:
                 self._fold(conn, accepted)
+                mark_received(conn, self.now)
             if rejects:
                 self._quarantine(conn, rejects, source)
             if self.before_commit is not None:

@@ -172,6 +172,8 @@ class AccountScore(SQLModel, table=True):
     percentiles: dict[str, Any] | None = _json()
     config_version: str | None = None
     inputs_hash: str | None = None
+    # Onboarding progress and other explanation beyond the six components.
+    details: dict[str, Any] | None = _json()
 
 
 class ScoreHistory(SQLModel, table=True):
@@ -203,6 +205,9 @@ class ScoringRun(SQLModel, table=True):
     rescored: int = 0
     changed: int = 0
     config_version: str | None = None
+    # The newest accounts.data_changed_at seen when the run started: the next
+    # incremental run rescores accounts changed after it (clock-independent).
+    watermark: datetime | None = None
 
 
 class Signal(SQLModel, table=True):

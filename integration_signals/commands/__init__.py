@@ -1,6 +1,8 @@
 """Command modules, one per layer; importing them registers their commands."""
 
 from integration_signals.commands import (
+    bot_cmds,  # noqa: F401
     serve_cmds,  # noqa: F401
+    signals_cmds,  # noqa: F401
     store_cmds,  # noqa: F401
 )

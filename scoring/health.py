@@ -1,0 +1,168 @@
+"""The account health view model, shared by `signals health` and the Slack bot.
+
+``account_health`` returns the exact `signals health --json` document: the account,
+its score, band, 30-day trend and stage, the six components with reasons and inputs,
+each integration with its state, 7-day success rate, volume per day and last good
+sync, percentiles within the segment, open signals and tasks, and CRM ids.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from integration_signals.settings import Config
+from scoring.facts import AccountFacts, load_facts_conn
+from scoring.run import _percentiles, day_bounds
+from scoring.score import score
+from store.models import Account, AccountScore, ScoreHistory, Signal, Task
+from store.sql import as_utc
+
+STATE_ORDER = {"active": 0, "broken": 1, "idle": 2, "installed": 3, "uninstalled": 4}
+OPEN_TASK_STATUSES = ("open", "claimed", "snoozed")
+
+
+class UnknownAccount(LookupError):
+    """No account has this id."""
+
+
+def account_health(
+    engine: Engine, config: Config, account_id: str, *, as_of: datetime
+) -> dict[str, Any]:
+    """The health document of one account as of ``as_of``'s UTC day."""
+    as_of = as_utc(as_of)  # type: ignore[assignment]
+    day = as_of.date()
+    a = Account.__table__
+    s = AccountScore.__table__
+    with engine.connect() as conn:
+        account = conn.execute(select(a).where(a.c.account_id == account_id)).mappings().first()
+        if account is None:
+            raise UnknownAccount(f"no account has id {account_id!r}")
+        facts = load_facts_conn(conn, config, as_of=day, account_ids=[account_id])[account_id]
+        sc = score(facts, config.scoring)
+        stored = conn.execute(select(s).where(s.c.account_id == account_id)).mappings().first()
+        lo, hi = day_bounds(day)
+        fresh = (
+            stored is not None
+            and lo <= as_utc(stored["as_of"]) < hi  # type: ignore[operator]
+            and stored["config_version"] == config.version
+        )
+        if fresh:
+            percentiles = stored["percentiles"]  # type: ignore[index]
+        else:
+            percentiles = _peer_percentiles(conn, config, account_id, sc)
+        trend = _trend(conn, account_id, sc.score, as_of)
+        signals = _open_signals(conn, account_id)
+        tasks = _open_tasks(conn, account_id)
+    return {
+        "account_id": account_id,
+        "name": account["name"],
+        "domain": account["domain"],
+        "segment": account["segment"],
+        "plan": account["plan"],
+        "mrr": account["mrr"],
+        "csm": account["csm"],
+        "owner": account["owner"],
+        "renewal_date": account["renewal_date"],
+        "as_of": as_of,
+        "score": sc.score,
+        "band": sc.band,
+        "stage": sc.stage,
+        "reason": sc.reason,
+        "trend_30d": trend["delta"],
+        "trend": trend,
+        "active_integrations": sc.active_integrations,
+        "components": sc.components,
+        "onboarding": sc.details.get("onboarding"),
+        "integrations": integrations_of(facts),
+        "percentiles": percentiles,
+        "segments": (stored["segments"] if stored is not None else None) or [],
+        "signals": signals,
+        "tasks": tasks,
+        "crm": {"salesforce_id": account["salesforce_id"], "hubspot_id": account["hubspot_id"]},
+    }
+
+
+def integrations_of(facts: AccountFacts) -> list[dict[str, Any]]:
+    rows = []
+    for c in sorted(facts.connections, key=lambda c: (STATE_ORDER.get(c.state, 9), c.name)):
+        attempts = c.successes_7 + c.failures_7
+        rows.append(
+            {
+                "key": c.integration.key,
+                "name": c.integration.name,
+                "category": c.integration.category,
+                "connection_id": c.connection_id,
+                "state": c.state,
+                "success_rate_7d": (c.successes_7 / attempts) if attempts else None,
+                "syncs_7d": attempts,
+                "failures_7d": c.failures_7,
+                "records_per_day": c.records_7 / 7,
+                "api_calls_per_day": c.api_calls_7 / 7,
+                "last_success_at": c.last_success_at,
+                "installed_at": c.installed_at,
+                "activated_at": c.activated_at,
+            }
+        )
+    return rows
+
+
+def _trend(conn: Any, account_id: str, current: int, as_of: datetime) -> dict[str, Any]:
+    """Score now vs the newest recorded score at least 30 days older."""
+    h = ScoreHistory.__table__
+    _lo, hi = day_bounds((as_of - timedelta(days=30)).date())
+    row = conn.execute(
+        select(h.c.score, h.c.as_of)
+        .where(h.c.account_id == account_id, h.c.as_of < hi)
+        .order_by(h.c.as_of.desc(), h.c.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return {"delta": None, "previous": None, "previous_as_of": None}
+    return {"delta": current - row.score, "previous": row.score, "previous_as_of": row.as_of}
+
+
+def _peer_percentiles(conn: Any, config: Config, account_id: str, sc: Any) -> dict[str, Any]:
+    s = AccountScore.__table__
+    a = Account.__table__
+    stored = {
+        aid: (segment, components, None, None, value)
+        for aid, components, segment, value in conn.execute(
+            select(s.c.account_id, s.c.components, a.c.segment, s.c.score).select_from(
+                s.join(a, a.c.account_id == s.c.account_id)
+            )
+        )
+        if aid != account_id
+    }
+    return _percentiles(config, stored, {account_id: sc})[account_id]
+
+
+def _open_signals(conn: Any, account_id: str) -> list[dict[str, Any]]:
+    t = Signal.__table__
+    rows = conn.execute(
+        select(t.c.id, t.c.kind, t.c.subject, t.c.fired_at, t.c.details)
+        .where(t.c.account_id == account_id, t.c.status == "open")
+        .order_by(t.c.fired_at.desc(), t.c.id)
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def _open_tasks(conn: Any, account_id: str) -> list[dict[str, Any]]:
+    t = Task.__table__
+    rows = conn.execute(
+        select(
+            t.c.id,
+            t.c.signal_kind,
+            t.c.title,
+            t.c.owner,
+            t.c.status,
+            t.c.due_at,
+            t.c.claimed_by,
+            t.c.snoozed_until,
+        )
+        .where(t.c.account_id == account_id, t.c.status.in_(OPEN_TASK_STATUSES))
+        .order_by(t.c.due_at, t.c.id)
+    ).mappings()
+    return [dict(r) for r in rows]
