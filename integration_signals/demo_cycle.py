@@ -96,6 +96,7 @@ def run_demo(rt: Runtime, *, accounts: int, seed: int, as_json: bool) -> DemoRes
         )
     summary["database"] = rt.engine.url.render_as_string(hide_password=True)
     summary["signals"] = demo_signals(rt, as_of=end)
+    summary["crm"] = crm_preview(rt, now=end)
     return DemoResult(summary, _render)
 
 
@@ -142,6 +143,42 @@ def _one_per_kind(rows: list[Any]) -> list[Any]:
     return picked
 
 
+_CREDENTIALS = (
+    "salesforce_instance_url",
+    "salesforce_access_token",
+    "salesforce_username",
+    "salesforce_password",
+    "salesforce_security_token",
+    "hubspot_access_token",
+)
+
+
+def crm_preview(rt: Runtime, *, now: datetime, account_id: str = "acme") -> dict[str, Any]:
+    """What a sync would write to each CRM, as a dry run that contacts no CRM (the demo
+    never writes to a real one): counts, and the planned changes of ``account_id``."""
+    from syncs.registry import DESTINATIONS
+    from syncs.run import run_sync
+
+    offline = rt.settings.model_copy(update=dict.fromkeys(_CREDENTIALS))
+    preview: dict[str, Any] = {}
+    for destination in DESTINATIONS:
+        report = run_sync(rt.engine, rt.config, offline, destination, dry_run=True, now=now)
+        data = report.as_json()
+        reasons: dict[str, int] = {}
+        for u in data["unmatched_accounts"]:
+            key = u["reason"].split(";")[0].split(" domain ")[0]
+            reasons[key] = reasons.get(key, 0) + 1
+        mine = next((c for c in data["changes"] if account_id in c["account_ids"]), None)
+        preview[destination] = {
+            "planned": data["planned"],
+            "unchanged": data["unchanged"],
+            "unmatched": data["unmatched"],
+            "unmatched_reasons": reasons,
+            account_id: mine,
+        }
+    return preview
+
+
 def _render(d: dict[str, Any]) -> None:
     ev = d["events"]
     print(f"Demo data set built in {d['seconds']}s into {d['database']}")
@@ -163,7 +200,34 @@ def _render(d: dict[str, Any]) -> None:
     print("  tasks (the first due of each kind):")
     for t in sig["tasks"]:
         print(f"    #{t['id']:<4} {t['owner'] or '-':<20} {t['title']}")
+    _render_crm(d.get("crm") or {})
     print("Next: `signals quarantine`, `signals accounts import FILE`, `signals ingest FILE`.")
     print(
         "      `signals signals`, `signals tasks --status open`, `signals tasks claim ID --by YOU`."
     )
+    print(
+        "Run it continuously: `SIGNALS_INGEST_TOKEN=... signals serve --port 8000`"
+        " (scheduler, POST /v1/events, POST /v1/batch, /slack/events, GET /healthz)."
+    )
+
+
+def _render_crm(crm: dict[str, Any]) -> None:
+    if not crm:
+        return
+    print("CRM sync (dry run: no credentials used, nothing written)")
+    for destination, p in crm.items():
+        line = (
+            f"  {destination:<11} {p['planned']:,} records would change,"
+            f" {p['unchanged']:,} unchanged, {p['unmatched']:,} accounts unmatched"
+        )
+        print(line)
+        for reason, count in p["unmatched_reasons"].items():
+            print(f"              unmatched {count}: {reason}")
+        if p["planned"] == 0 and p["unchanged"] == 0:
+            print("              (no scores yet: `signals score` fills account_scores)")
+        acme = p.get("acme")
+        if acme:
+            print(f"              Acme Corp -> {acme['record_id']}:")
+            for name, change in acme["fields"].items():
+                old = change["old"] if change["old"] is not None else "-"
+                print(f"                {name}: {old} -> {change['new']}")

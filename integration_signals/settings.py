@@ -342,6 +342,89 @@ class ScoringConfig(_Strict):
         return value
 
 
+SYNC_VALUES = (
+    "score",
+    "band",
+    "segments",
+    "expansion_ready",
+    "active_integrations",
+    "reason",
+    "scored_at",
+)
+
+
+def _check_field_map(value: dict[str, str]) -> dict[str, str]:
+    unknown = sorted(set(value) - set(SYNC_VALUES))
+    if unknown:
+        raise ValueError(f"unknown value {unknown[0]!r}; values are {', '.join(SYNC_VALUES)}")
+    return value
+
+
+class SalesforceSyncConfig(_Strict):
+    """Where and how values are written to Salesforce Account fields."""
+
+    # value name -> Account field API name; "" leaves the value out.
+    fields: dict[str, str] = {
+        "score": "Integration_Health_Score__c",
+        "band": "Integration_Health_Band__c",
+        "segments": "Integration_Segments__c",
+        "expansion_ready": "Expansion_Ready__c",
+        "active_integrations": "Active_Integrations__c",
+        "reason": "Integration_Health_Reason__c",
+        "scored_at": "Integration_Scored_At__c",
+    }
+    api_version: str = "59.0"
+    batch_size: int = Field(200, ge=1, le=200)
+    bulk_threshold: int = Field(2000, ge=1)
+    bulk_poll_seconds: float = Field(2.0, ge=0)
+    bulk_timeout_seconds: float = Field(3600, gt=0)
+    domain_query_chunk: int = Field(50, ge=1, le=200)
+    playbook_tasks: bool = False
+
+    @field_validator("fields")
+    @classmethod
+    def _known_values(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_field_map(value)
+
+
+class HubSpotSyncConfig(_Strict):
+    """Where and how values are written to HubSpot company properties."""
+
+    fields: dict[str, str] = {
+        "score": "integration_health_score",
+        "band": "integration_health_band",
+        "segments": "integration_segments",
+        "expansion_ready": "expansion_ready",
+        "active_integrations": "active_integrations",
+        "reason": "integration_health_reason",
+        "scored_at": "integration_scored_at",
+    }
+    batch_size: int = Field(100, ge=1, le=100)
+    requests_per_window: int = Field(100, ge=1)
+    window_seconds: float = Field(10.0, gt=0)
+    search_per_second: float = Field(4.0, gt=0)
+    domain_search_chunk: int = Field(5, ge=1, le=5)
+    property_group: str = "integration_signals"
+    property_group_label: str = "Integration Signals"
+
+    @field_validator("fields")
+    @classmethod
+    def _known_values(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_field_map(value)
+
+
+class SyncsConfig(_Strict):
+    """Reverse ETL: guards, retries and one section per destination."""
+
+    band_change_guard: float = Field(0.2, ge=0, le=1)
+    max_attempts: int = Field(6, ge=1, le=20)
+    backoff_initial_seconds: float = Field(1.0, ge=0)
+    backoff_max_seconds: float = Field(60.0, ge=0)
+    request_timeout_seconds: float = Field(30.0, gt=0)
+    salesforce: SalesforceSyncConfig = SalesforceSyncConfig()
+    hubspot: HubSpotSyncConfig = HubSpotSyncConfig()
+
+
 class Config(_Strict):
     """The whole TOML configuration after defaults are merged in."""
 
@@ -352,6 +435,7 @@ class Config(_Strict):
     bot: BotConfig = BotConfig()
     signals: SignalsConfig = SignalsConfig()
     scoring: ScoringConfig = ScoringConfig()
+    syncs: SyncsConfig = SyncsConfig()
 
     @field_validator("integrations")
     @classmethod

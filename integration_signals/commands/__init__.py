@@ -5,4 +5,5 @@ from integration_signals.commands import (
     serve_cmds,  # noqa: F401
     signals_cmds,  # noqa: F401
     store_cmds,  # noqa: F401
+    syncs_cmds,  # noqa: F401
 )

@@ -1,0 +1,200 @@
+"""Commands of the syncs layer: `sync salesforce|hubspot`, `sync history`,
+`provision hubspot`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from integration_signals.cli import app, guarded, runtime
+from integration_signals.runtime import UserError, emit, iso, parse_as_of, stderr
+
+sync_app = typer.Typer(
+    help="Write scores and segments into Salesforce or HubSpot (reverse ETL).",
+    no_args_is_help=True,
+)
+provision_app = typer.Typer(help="Create the CRM fields the syncs write.", no_args_is_help=True)
+app.add_typer(sync_app, name="sync")
+app.add_typer(provision_app, name="provision")
+
+JSON_OPT = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+DRY_OPT = typer.Option(
+    False, "--dry-run", help="Show each planned change; write nothing, move no ledger."
+)
+FULL_OPT = typer.Option(False, "--full", help="Ignore the ledger: write every matched record.")
+FORCE_OPT = typer.Option(
+    False, "--force", help="Write even when more records change band than the guard allows."
+)
+AS_OF_OPT = typer.Option(None, "--as-of", help="The run's timestamp (default now).")
+
+
+def render_sync(d: dict[str, Any]) -> None:
+    title = "dry run" if d["dry_run"] else d["status"]
+    print(
+        f"{d['destination']} ({title}): planned {d['planned']:,}  written {d['written']:,}  "
+        f"unchanged {d['unchanged']:,}  failed {d['failed']:,}  unmatched {d['unmatched']:,}  "
+        f"api calls {d['api_calls']:,}"
+    )
+    for change in d["changes"][:20]:
+        accounts = ", ".join(change["account_ids"])
+        print(f"  {change['record_id']} ({accounts})")
+        for name, ch in change["fields"].items():
+            print(f"      {name}: {ch['old'] if ch['old'] is not None else '-'} -> {ch['new']}")
+    if len(d["changes"]) > 20 or d["planned"] > len(d["changes"]):
+        print(f"  ... {d['planned'] - min(20, len(d['changes'])):,} more (see --json)")
+    for f in d["failures"][:10]:
+        print(f"  failed {f['account_id']} ({f['record_id']}): {f['error']}")
+    if len(d["failures"]) > 10:
+        print(f"  ... {len(d['failures']) - 10:,} more failures (see --json)")
+    reasons: dict[str, int] = {}
+    for u in d["unmatched_accounts"]:
+        key = u["reason"].split(" (")[0]
+        reasons[key] = reasons.get(key, 0) + 1
+    for u in d["unmatched_accounts"][:5]:
+        print(f"  unmatched {u['account_id']}: {u['reason']}")
+    if d["unmatched"] > 5:
+        print(f"  ... {d['unmatched'] - 5:,} more unmatched (see --json)")
+    if d["blocked"] and d["dry_run"]:
+        print(f"  note: a real run would stop: {d['blocked']}")
+    if d["error"] and d["dry_run"]:
+        print(f"  note: {d['error']}")
+
+
+def _sync(
+    ctx: typer.Context,
+    destination: str,
+    dry_run: bool,
+    full: bool,
+    force: bool,
+    as_of: str | None,
+    as_json: bool,
+) -> None:
+    from syncs.run import run_sync
+
+    rt = runtime(ctx)
+    now = parse_as_of(as_of)
+    with Progress(
+        TextColumn(f"sync {destination}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=True,
+        disable=not stderr.is_terminal,
+    ) as bar:
+        task = bar.add_task("sync", total=None)
+        report = run_sync(
+            rt.engine,
+            rt.config,
+            rt.settings,
+            destination,
+            dry_run=dry_run,
+            full=full,
+            force=force,
+            now=now,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    data = report.as_json()
+    emit(data, as_json=as_json, render=render_sync)
+    if not report.ok:
+        raise UserError(f"sync {destination} {report.status}: {report.error}")
+
+
+@sync_app.command("salesforce")
+@guarded
+def sync_salesforce(
+    ctx: typer.Context,
+    dry_run: bool = DRY_OPT,
+    full: bool = FULL_OPT,
+    force: bool = FORCE_OPT,
+    as_of: str | None = AS_OF_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Write scores and segments into Salesforce Account fields."""
+    _sync(ctx, "salesforce", dry_run, full, force, as_of, as_json)
+
+
+@sync_app.command("hubspot")
+@guarded
+def sync_hubspot(
+    ctx: typer.Context,
+    dry_run: bool = DRY_OPT,
+    full: bool = FULL_OPT,
+    force: bool = FORCE_OPT,
+    as_of: str | None = AS_OF_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Write scores and segments into HubSpot company properties."""
+    _sync(ctx, "hubspot", dry_run, full, force, as_of, as_json)
+
+
+@sync_app.command("history")
+@guarded
+def sync_history(
+    ctx: typer.Context,
+    destination: str | None = typer.Option(None, "--destination", help="salesforce or hubspot."),
+    limit: int = typer.Option(20, "--limit", min=1, max=1000),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Every sync run: when, what it planned, wrote, failed, and API calls used."""
+    from syncs.ledger import run_history
+
+    with runtime(ctx).engine.connect() as conn:
+        rows = run_history(conn, destination=destination, limit=limit)
+    runs = [
+        {
+            "run_id": r["id"],
+            "destination": r["destination"],
+            "started_at": iso(r["started_at"]),
+            "finished_at": iso(r["finished_at"]),
+            "status": r["status"],
+            "dry_run": r["dry_run"],
+            "full": r["full"],
+            "planned": r["planned"],
+            "written": r["written"],
+            "unchanged": r["unchanged"],
+            "failed": r["failed"],
+            "unmatched": r["unmatched"],
+            "api_calls": r["api_calls"],
+            "error": r["error"],
+        }
+        for r in rows
+    ]
+
+    def render(d: dict[str, Any]) -> None:
+        if not d["runs"]:
+            print("no sync runs yet; try `signals sync hubspot --dry-run`")
+        for r in d["runs"]:
+            kind = " dry-run" if r["dry_run"] else ""
+            print(
+                f"#{r['run_id']} {r['started_at']} {r['destination']}{kind} {r['status']}:"
+                f" planned {r['planned']} written {r['written']} unchanged {r['unchanged']}"
+                f" failed {r['failed']} unmatched {r['unmatched']} api calls {r['api_calls']}"
+                + (f" — {r['error']}" if r["error"] else "")
+            )
+
+    emit({"runs": runs}, as_json=as_json, render=render)
+
+
+@provision_app.command("hubspot")
+@guarded
+def provision_hubspot(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
+    """Create the HubSpot property group and any missing company property (idempotent)."""
+    from syncs.exceptions import SyncError
+    from syncs.hubspot.sink import provision
+
+    rt = runtime(ctx)
+    try:
+        report = provision(rt.config, rt.settings)
+    except SyncError as exc:
+        raise UserError(f"provision hubspot failed: {exc.message}") from None
+
+    def render(d: dict[str, Any]) -> None:
+        group = "created" if d["group_created"] else "exists"
+        print(f"property group {d['group']}: {group}")
+        print(f"created {len(d['created'])}: {', '.join(d['created']) or '-'}")
+        print(f"already there {len(d['existing'])}: {', '.join(d['existing']) or '-'}")
+
+    emit(report.as_json(), as_json=as_json, render=render)

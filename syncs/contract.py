@@ -1,0 +1,216 @@
+"""The contract every destination shares: computed values per CRM record, the plan
+(a diff against what this tool last confirmed writing), batching, and the result a sink
+returns for every record. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from integration_signals.settings import Config, Settings
+from syncs.exceptions import BatchRejected
+
+REASON_MAX = 255
+BAND_ORDER = {"healthy": 0, "watch": 1, "at_risk": 2}
+
+
+@dataclass(frozen=True)
+class AccountValues:
+    """One product account's current results, as scoring and signals left them."""
+
+    account_id: str
+    score: int
+    band: str
+    segments: tuple[str, ...] = ()
+    active_integrations: int = 0
+    reason: str | None = None
+    scored_at: datetime | None = None
+    mrr: float | None = None
+
+
+def _iso(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _weighted_score(accounts: Sequence[AccountValues]) -> int:
+    weights = [max(a.mrr or 0.0, 0.0) for a in accounts]
+    total = sum(weights)
+    if total <= 0:
+        weights, total = [1.0] * len(accounts), float(len(accounts))
+    value = sum(a.score * w for a, w in zip(accounts, weights, strict=True)) / total
+    return max(0, min(100, int(value + 0.5)))
+
+
+def record_values(accounts: Sequence[AccountValues]) -> dict[str, str]:
+    """The values one CRM record gets, as canonical strings (the ledger's format).
+
+    Several product accounts (workspaces of one customer) may share a record; they get
+    one value each so they never overwrite each other: the MRR-weighted score, the
+    worst band, the union of segments, the sum of active integrations, the reason of
+    the weakest account and the latest scoring time.
+    """
+    if not accounts:
+        raise ValueError("a record needs at least one account")
+    ordered = sorted(accounts, key=lambda a: (a.score, a.account_id))
+    band = max((a.band for a in accounts), key=lambda b: BAND_ORDER.get(b, 3))
+    segments = sorted({s for a in accounts for s in a.segments})
+    reason = next((a.reason for a in ordered if a.reason), None) or ""
+    scored = [a.scored_at for a in accounts if a.scored_at is not None]
+    return {
+        "score": str(_weighted_score(accounts)),
+        "band": band,
+        "segments": ";".join(segments),
+        "expansion_ready": "true" if "expansion-ready" in segments else "false",
+        "active_integrations": str(sum(max(a.active_integrations, 0) for a in accounts)),
+        "reason": reason.replace("\r", " ").replace("\n", " ")[:REASON_MAX],
+        "scored_at": _iso(max(scored) if scored else None),
+    }
+
+
+def to_fields(values: Mapping[str, str], field_map: Mapping[str, str]) -> dict[str, str]:
+    """Value names -> the destination's field names; a value mapped to "" is left out."""
+    return {name: values[key] for key, name in field_map.items() if name and key in values}
+
+
+@dataclass(frozen=True)
+class RecordChange:
+    """What one record gets in this run: the fields that differ from the ledger."""
+
+    record_id: str
+    account_ids: tuple[str, ...]
+    changes: dict[str, tuple[str | None, str]]  # field -> (last written or None, new)
+
+    @property
+    def new_values(self) -> dict[str, str]:
+        return {f: new for f, (_old, new) in self.changes.items()}
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """The outcome of writing one record: confirmed, or refused with the CRM's message."""
+
+    record_id: str
+    ok: bool
+    error: str | None = None
+
+
+@dataclass
+class Plan:
+    """The diff between computed values and the ledger."""
+
+    changes: list[RecordChange] = field(default_factory=list)
+    unchanged: int = 0
+    band_changes: int = 0  # records whose band differs from the band last written there
+    band_known: int = 0  # records with a band in the ledger
+
+    @property
+    def planned(self) -> int:
+        return len(self.changes)
+
+    def band_guard(self, threshold: float) -> str | None:
+        """Why the run must stop (too many band changes), or None. A destination's first
+        sync (no band in the ledger yet) is exempt."""
+        if self.band_known == 0:
+            return None
+        share = self.band_changes / self.band_known
+        if share > threshold:
+            return (
+                f"{self.band_changes} of {self.band_known} records ({share:.0%}) would change"
+                f" band, more than the {threshold:.0%} guard (syncs.band_change_guard); check"
+                " the event feed and scores, then rerun with --force if the change is real"
+            )
+        return None
+
+
+def make_plan(
+    records: Mapping[str, tuple[tuple[str, ...], dict[str, str]]],
+    ledger: Mapping[str, Mapping[str, str | None]],
+    *,
+    band_field: str | None,
+    full: bool = False,
+) -> Plan:
+    """``records``: record id -> (account ids, field -> value); ``ledger``: record id ->
+    field -> value last confirmed written. ``full`` ignores the ledger for what to write
+    (the band guard still compares with it)."""
+    plan = Plan()
+    for record_id in sorted(records):
+        account_ids, values = records[record_id]
+        written = ledger.get(record_id, {})
+        if band_field and written.get(band_field) is not None:
+            plan.band_known += 1
+            if written.get(band_field) != values.get(band_field):
+                plan.band_changes += 1
+        changes = {
+            f: (written.get(f), v)
+            for f, v in values.items()
+            if full or f not in written or written[f] != v
+        }
+        if changes:
+            plan.changes.append(RecordChange(record_id, account_ids, changes))
+        else:
+            plan.unchanged += 1
+    return plan
+
+
+def chunks(items: Sequence[RecordChange], size: int) -> Iterator[list[RecordChange]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+class Sink(Protocol):
+    """One destination's writer. ``write_batches`` yields a result for every record of
+    each batch as soon as the CRM confirmed it, so the runner can record it at once."""
+
+    name: str
+    api_calls: int
+    write_calls: int
+
+    def check_fields(self, fields: Iterable[str]) -> None:
+        """Raise ``MissingFields`` naming every mapped field the destination lacks."""
+
+    def find_by_domain(self, domains: Sequence[str]) -> dict[str, list[str]]:
+        """Normalised domain -> ids of the CRM records whose domain normalises to it."""
+        ...
+
+    def write_batches(self, changes: Sequence[RecordChange]) -> Iterator[list[RecordResult]]:
+        """Write the changes; one list of results per confirmed batch."""
+        ...
+
+    def usage(self) -> dict[str, object]:
+        """What the destination said about API usage (limits, remaining)."""
+        ...
+
+
+def write_isolating(
+    batch: Sequence[RecordChange],
+    write: Callable[[Sequence[RecordChange]], list[RecordResult]],
+) -> list[RecordResult]:
+    """Write a batch; when the CRM refuses the whole request for a record's content,
+    split it until the refused record fails alone and the rest lands."""
+    try:
+        return write(batch)
+    except BatchRejected as exc:
+        if len(batch) == 1:
+            return [RecordResult(batch[0].record_id, False, exc.message)]
+        mid = len(batch) // 2
+        return write_isolating(batch[:mid], write) + write_isolating(batch[mid:], write)
+
+
+@dataclass(frozen=True)
+class Destination:
+    """What the runner needs to know about one CRM."""
+
+    name: str
+    label: str  # "Salesforce"
+    id_column: str  # the accounts column holding this CRM's record id
+    credentials_hint: str
+    has_credentials: Callable[[Settings], bool]
+    field_map: Callable[[Config], dict[str, str]]
+    open_sink: Callable[[Config, Settings], Sink]

@@ -1,0 +1,135 @@
+"""Writes our values to HubSpot companies: batch update, 100 inputs a call, a result for
+every record; finds companies by domain; provisions the property group and properties."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from integration_signals.settings import Config, Settings
+from store.accounts import normalize_domain
+from syncs.contract import RecordChange, RecordResult, chunks, write_isolating
+from syncs.exceptions import FatalSyncError, MissingFields
+from syncs.hubspot import mapping
+from syncs.hubspot.client import HubSpotClient
+
+
+def _ids_of(error: Any) -> list[str]:
+    context = getattr(error, "context", None) or {}
+    ids = context.get("ids") or context.get("id") or []
+    return [str(i) for i in (ids if isinstance(ids, list) else [ids])]
+
+
+class HubSpotSink:
+    """The HubSpot destination's sink (see ``syncs.contract.Sink``)."""
+
+    name = "hubspot"
+
+    def __init__(self, config: Config, settings: Settings, client: HubSpotClient | None = None):
+        self.config = config
+        self.cfg = config.syncs.hubspot
+        self.client = client or HubSpotClient(settings, config.syncs)
+        self.write_calls = 0
+
+    @property
+    def api_calls(self) -> int:
+        return self.client.api_calls
+
+    def usage(self) -> dict[str, object]:
+        return {**self.client.usage, "rate_limited_429": self.client.rate_limited}
+
+    def check_fields(self, fields: Iterable[str]) -> None:
+        existing = self.client.property_names()
+        missing = sorted(set(fields) - existing)
+        if missing:
+            raise MissingFields(
+                f"HubSpot companies lack the properties {', '.join(missing)};"
+                " run `signals provision hubspot`",
+                fields=missing,
+                destination=self.name,
+            )
+
+    def find_by_domain(self, domains: Sequence[str]) -> dict[str, list[str]]:
+        wanted = set(domains)
+        found: dict[str, set[str]] = {}
+        ordered = sorted(wanted)
+        size = self.cfg.domain_search_chunk
+        for start in range(0, len(ordered), size):
+            for record_id, raw in self.client.search_domains(ordered[start : start + size]):
+                domain = normalize_domain(raw)
+                if domain in wanted:
+                    found.setdefault(domain, set()).add(record_id)
+        return {d: sorted(ids) for d, ids in found.items()}
+
+    def _write_once(self, batch: Sequence[RecordChange]) -> list[RecordResult]:
+        self.write_calls += 1
+        response = self.client.batch_update(
+            [(c.record_id, mapping.to_properties(c.new_values)) for c in batch]
+        )
+        landed = {str(r.id) for r in response.results or []}
+        refused: dict[str, str] = {}
+        for error in getattr(response, "errors", None) or []:
+            message = f"{error.category}: {error.message}"[:500]
+            for record_id in _ids_of(error):
+                refused[record_id] = message
+        results = []
+        for change in batch:
+            if change.record_id in landed and change.record_id not in refused:
+                results.append(RecordResult(change.record_id, True))
+            else:
+                message = refused.get(change.record_id, "HubSpot returned no result for it")
+                results.append(RecordResult(change.record_id, False, message))
+        return results
+
+    def write_batches(self, changes: Sequence[RecordChange]) -> Iterator[list[RecordResult]]:
+        for batch in chunks(changes, self.cfg.batch_size):
+            yield write_isolating(batch, self._write_once)
+
+
+@dataclass
+class ProvisionReport:
+    group: str
+    group_created: bool = False
+    created: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+    api_calls: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "destination": "hubspot",
+            "group": self.group,
+            "group_created": self.group_created,
+            "created": self.created,
+            "existing": self.existing,
+            "api_calls": self.api_calls,
+        }
+
+
+def provision(config: Config, settings: Settings) -> ProvisionReport:
+    """Create the property group and every mapped property that is missing (idempotent:
+    a second run creates nothing)."""
+    cfg = config.syncs.hubspot
+    client = HubSpotClient(settings, config.syncs)
+    report = ProvisionReport(group=cfg.property_group)
+    if not client.group_exists(cfg.property_group):
+        try:
+            client.create_group(cfg.property_group, cfg.property_group_label)
+            report.group_created = True
+        except FatalSyncError as exc:
+            if exc.status != 409:
+                raise
+    existing = client.property_names()
+    for key, name in mapping.field_map(config).items():
+        if name in existing:
+            report.existing.append(name)
+            continue
+        try:
+            client.create_property(mapping.property_definition(key, name, cfg.property_group))
+            report.created.append(name)
+        except FatalSyncError as exc:
+            if exc.status != 409:
+                raise
+            report.existing.append(name)
+    report.api_calls = client.api_calls
+    return report

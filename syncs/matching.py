@@ -1,0 +1,66 @@
+"""Which CRM record each account belongs to: its CRM id, a match remembered from an
+earlier run, or its domain (normalised on our side, because CRMs compare raw strings:
+``https://www.acme.com/`` is not ``ACME.COM`` to them). No match, or more than one,
+leaves the account unmatched with the reason; nothing is guessed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from store.accounts import normalize_domain
+from syncs.ledger import SyncAccount
+
+DomainFinder = Callable[[Sequence[str]], dict[str, list[str]]]
+
+
+@dataclass
+class Matches:
+    record_of: dict[str, str] = field(default_factory=dict)  # account id -> record id
+    found_by_domain: dict[str, str] = field(default_factory=dict)  # new, to remember
+    unmatched: dict[str, str] = field(default_factory=dict)  # account id -> reason
+
+
+def match_accounts(
+    accounts: Sequence[SyncAccount],
+    remembered: Mapping[str, str],
+    *,
+    crm: str,
+    id_column: str,
+    finder: DomainFinder | None,
+) -> Matches:
+    out = Matches()
+    wanted: dict[str, list[str]] = {}  # normalised domain -> account ids
+    for acc in accounts:
+        account_id = acc.values.account_id
+        if acc.crm_id:
+            out.record_of[account_id] = acc.crm_id
+        elif account_id in remembered:
+            out.record_of[account_id] = remembered[account_id]
+        else:
+            domain = normalize_domain(acc.domain)
+            if domain is None:
+                out.unmatched[account_id] = f"no {id_column} and no domain to match on"
+            elif finder is None:
+                out.unmatched[account_id] = (
+                    f"no {id_column}; matching by domain {domain} needs {crm} credentials"
+                )
+            else:
+                wanted.setdefault(domain, []).append(account_id)
+    if wanted:
+        found = finder(sorted(wanted))
+        for domain, account_ids in wanted.items():
+            ids = sorted(set(found.get(domain, [])))
+            for account_id in account_ids:
+                if len(ids) == 1:
+                    out.record_of[account_id] = ids[0]
+                    out.found_by_domain[account_id] = ids[0]
+                elif not ids:
+                    out.unmatched[account_id] = f"no {crm} record has domain {domain}"
+                else:
+                    shown = ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
+                    out.unmatched[account_id] = (
+                        f"{len(ids)} {crm} records have domain {domain} ({shown});"
+                        f" set {id_column} on the account to choose one"
+                    )
+    return out

@@ -1,0 +1,104 @@
+"""Staying under a CRM's rate limit, and backing off when a request fails transiently."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TypeVar
+
+from syncs.exceptions import RetriableError
+
+T = TypeVar("T")
+
+
+class SlidingWindowLimiter:
+    """At most ``limit`` requests in any ``window`` seconds, as the CRM counts them.
+
+    A slot is taken before a request is sent and stamped with the moment its response
+    arrived (``done``): the server counts a request somewhere between those two moments,
+    so spacing request i+limit at least ``window`` after the response of request i keeps
+    the server's count under the limit whatever the latency.
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        window: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._sleep = sleep
+        self._done: deque[float] = deque()
+        self._in_flight = 0
+        self.waited = 0.0
+
+    def acquire(self) -> None:
+        while True:
+            now = self._clock()
+            while self._done and self._done[0] <= now - self.window:
+                self._done.popleft()
+            if len(self._done) + self._in_flight < self.limit:
+                self._in_flight += 1
+                return
+            if not self._done:  # every slot is in flight (not reachable single-threaded)
+                self._sleep(0.01)
+                continue
+            wait = self._done[0] + self.window - now + 0.005
+            self.waited += wait
+            self._sleep(wait)
+
+    def done(self) -> None:
+        self._in_flight = max(0, self._in_flight - 1)
+        self._done.append(self._clock())
+
+    def pause(self, seconds: float) -> None:
+        """The server said the window is full: treat it as full for ``seconds``."""
+        now = self._clock()
+        fill = now + seconds - self.window
+        self._done = deque([fill] * self.limit)
+
+
+class Backoff:
+    """Retries a call on ``RetriableError``: the vendor's hint when given, otherwise
+    exponential waits from ``initial`` capped at ``cap``; gives up after ``attempts``."""
+
+    def __init__(
+        self,
+        *,
+        attempts: int,
+        initial: float,
+        cap: float,
+        sleep: Callable[[float], None] = time.sleep,
+        on_retry: Callable[[RetriableError, float], None] | None = None,
+    ) -> None:
+        self.attempts = attempts
+        self.initial = initial
+        self.cap = cap
+        self._sleep = sleep
+        self._on_retry = on_retry
+        self.retries = 0
+
+    def wait_for(self, error: RetriableError, attempt: int) -> float:
+        if error.retry_after is not None:
+            return max(0.0, error.retry_after)
+        return min(self.cap, self.initial * (2 ** (attempt - 1)))
+
+    def call(self, func: Callable[[], T]) -> T:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return func()
+            except RetriableError as exc:
+                if attempt >= self.attempts:
+                    raise
+                wait = self.wait_for(exc, attempt)
+                self.retries += 1
+                if self._on_retry is not None:
+                    self._on_retry(exc, wait)
+                self._sleep(wait)

@@ -1,0 +1,207 @@
+"""Writes our values to Salesforce Accounts: sObject Collections (200 a call,
+``allOrNone: false``), or one Bulk API 2.0 job above ``bulk_threshold`` records; a
+result for every record; finds Accounts by Website; checks fields with describe."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from simple_salesforce import format_soql
+from simple_salesforce.bulk2 import Operation
+
+from integration_signals.settings import Config, Settings
+from store.accounts import normalize_domain
+from syncs.contract import RecordChange, RecordResult, chunks, write_isolating
+from syncs.exceptions import FatalSyncError, MissingFields, RetriableError
+from syncs.salesforce import mapping
+from syncs.salesforce.client import SalesforceClient
+
+DEPLOY_HINT = "deploy force-app/ with `sf project deploy start --source-dir force-app`"
+
+
+def _record_error(errors: Sequence[dict[str, Any]]) -> str:
+    parts = []
+    for e in errors or []:
+        code = e.get("statusCode") or e.get("errorCode") or "ERROR"
+        fields = f" ({', '.join(e['fields'])})" if e.get("fields") else ""
+        parts.append(f"{code}: {e.get('message', '')}{fields}")
+    return "; ".join(parts)[:500] or "Salesforce refused the record without a message"
+
+
+class SalesforceSink:
+    """The Salesforce destination's sink (see ``syncs.contract.Sink``)."""
+
+    name = "salesforce"
+
+    def __init__(
+        self,
+        config: Config,
+        settings: Settings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.cfg = config.syncs.salesforce
+        self.fields = mapping.field_map(config)
+        self.client = SalesforceClient(settings, config.syncs, sleep=sleep)
+        self._sleep = sleep
+        self.write_calls = 0
+        self.bulk_jobs: list[str] = []
+
+    @property
+    def api_calls(self) -> int:
+        return self.client.api_calls
+
+    def usage(self) -> dict[str, object]:
+        return {
+            **self.client.usage,
+            "bulk_jobs": len(self.bulk_jobs),
+            "relogins": self.client.relogins,
+        }
+
+    # ---------------------------------------------------------------- schema
+    def check_fields(self, fields: Iterable[str]) -> None:
+        describe = self.client.call(lambda sf: sf.Account.describe())
+        by_name = {f["name"]: f for f in describe.get("fields", [])}
+        missing = sorted(f for f in fields if f not in by_name)
+        read_only = sorted(f for f in fields if f in by_name and not by_name[f].get("updateable"))
+        if missing:
+            raise MissingFields(
+                f"Salesforce Account lacks the fields {', '.join(missing)}; {DEPLOY_HINT}",
+                fields=missing,
+                destination=self.name,
+            )
+        if read_only:
+            raise MissingFields(
+                f"Salesforce Account fields {', '.join(read_only)} are not updateable for the"
+                " integration user; grant edit access in its permission set",
+                fields=read_only,
+                destination=self.name,
+            )
+
+    # ---------------------------------------------------------------- matching
+    def find_by_domain(self, domains: Sequence[str]) -> dict[str, list[str]]:
+        """Accounts whose Website normalises to one of ``domains``. Salesforce compares
+        raw strings, so ask for every Website containing the domain (LIKE is
+        case-insensitive) and keep exact matches after normalising on our side."""
+        wanted = set(domains)
+        found: dict[str, set[str]] = {}
+        ordered = sorted(wanted)
+        for start in range(0, len(ordered), self.cfg.domain_query_chunk):
+            part = ordered[start : start + self.cfg.domain_query_chunk]
+            where = " OR ".join(format_soql("Website LIKE '%{:like}%'", d) for d in part)
+            soql = f"SELECT Id, Website FROM Account WHERE {where}"
+            records = self.client.call(lambda sf, q=soql: sf.query_all(q)["records"])
+            for rec in records:
+                domain = normalize_domain(rec.get("Website"))
+                if domain in wanted:
+                    found.setdefault(domain, set()).add(rec["Id"])
+        return {d: sorted(ids) for d, ids in found.items()}
+
+    # ---------------------------------------------------------------- writing
+    def write_batches(self, changes: Sequence[RecordChange]) -> Iterator[list[RecordResult]]:
+        if len(changes) > self.cfg.bulk_threshold:
+            yield self._bulk(changes)
+            return
+        for batch in chunks(changes, self.cfg.batch_size):
+            yield write_isolating(batch, self._collection)
+
+    def _collection(self, batch: Sequence[RecordChange]) -> list[RecordResult]:
+        payload = {
+            "allOrNone": False,
+            "records": [
+                {
+                    "attributes": {"type": "Account"},
+                    "id": c.record_id,
+                    **mapping.to_rest(c.new_values, self.fields),
+                }
+                for c in batch
+            ],
+        }
+        self.write_calls += 1
+        saved = self.client.call(
+            lambda sf: sf.restful("composite/sobjects", method="PATCH", json=payload)
+        )
+        if not isinstance(saved, list) or len(saved) != len(batch):
+            raise FatalSyncError(
+                "Salesforce answered sObject Collections with an unexpected body",
+                destination=self.name,
+            )
+        # SaveResults come back in request order; a failed one carries no id.
+        return [
+            RecordResult(c.record_id, True)
+            if r.get("success")
+            else RecordResult(c.record_id, False, _record_error(r.get("errors", [])))
+            for c, r in zip(batch, saved, strict=True)
+        ]
+
+    def _csv(self, changes: Sequence[RecordChange]) -> str:
+        columns = sorted({f for c in changes for f in c.changes})
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["Id", *columns])
+        for c in changes:
+            values = c.new_values
+            writer.writerow([c.record_id, *(mapping.to_csv_cell(values.get(f)) for f in columns)])
+        return out.getvalue()
+
+    def _bulk(self, changes: Sequence[RecordChange]) -> list[RecordResult]:
+        """One Bulk API 2.0 update job: create, upload CSV, close, poll, read results."""
+        client = self.client
+        bulk = lambda sf: sf.bulk2.Account._client  # noqa: E731
+        job = client.call(lambda sf: bulk(sf).create_job(Operation.update))
+        job_id = job["id"]
+        self.bulk_jobs.append(job_id)
+        self.write_calls += 1
+        data = self._csv(changes)
+        client.call(lambda sf: bulk(sf).upload_job_data(job_id, data))
+        client.call(lambda sf: bulk(sf).close_job(job_id))
+        deadline = time.monotonic() + self.cfg.bulk_timeout_seconds
+        while True:
+            info = client.call(lambda sf: bulk(sf).get_job(job_id, False))
+            state = info.get("state")
+            if state == "JobComplete":
+                break
+            if state in ("Failed", "Aborted"):
+                raise FatalSyncError(
+                    f"Salesforce Bulk job {job_id} ended {state}:"
+                    f" {info.get('errorMessage') or 'no message'}",
+                    destination=self.name,
+                )
+            if time.monotonic() > deadline:
+                raise RetriableError(
+                    f"Salesforce Bulk job {job_id} still {state} after"
+                    f" {self.cfg.bulk_timeout_seconds:.0f}s; the next run reads it",
+                    destination=self.name,
+                )
+            self._sleep(self.cfg.bulk_poll_seconds)
+        return self._bulk_results(job_id, changes)
+
+    def _bulk_results(self, job_id: str, changes: Sequence[RecordChange]) -> list[RecordResult]:
+        def rows(kind: str) -> list[dict[str, str]]:
+            text = self.client.call(
+                lambda sf: sf.bulk2.Account._client.get_ingest_results(job_id, kind)
+            )
+            return list(csv.DictReader(io.StringIO(text or "")))
+
+        ok = {r.get("Id") or r.get("sf__Id") for r in rows("successfulResults")}
+        failed = {
+            (r.get("Id") or r.get("sf__Id")): r.get("sf__Error", "") for r in rows("failedResults")
+        }
+        results = []
+        for c in changes:
+            if c.record_id in failed:
+                error = failed[c.record_id].removesuffix(":--") or "refused by Bulk API"
+                results.append(RecordResult(c.record_id, False, error[:500]))
+            elif c.record_id in ok:
+                results.append(RecordResult(c.record_id, True))
+            else:
+                results.append(
+                    RecordResult(
+                        c.record_id, False, "not processed by the Bulk job; retried next run"
+                    )
+                )
+        return results
