@@ -30,12 +30,14 @@ def optional_layer(module: str) -> ModuleType | None:
 
 
 def summary(report: Any) -> Any:
-    """A report object as JSON-ready data (its ``as_json()`` when it has one)."""
-    if report is None or isinstance(report, dict | list | str | int | float):
+    """A report object as short JSON-ready data: its ``as_json()`` with every list or
+    mapping inside replaced by its length (a log line, not the whole report)."""
+    if report is None or isinstance(report, str | int | float):
         return report
-    if hasattr(report, "as_json"):
-        return report.as_json()
-    return str(report)[:200]
+    data = report.as_json() if hasattr(report, "as_json") else report
+    if not isinstance(data, dict):
+        return str(data)[:200]
+    return {k: len(v) if isinstance(v, list | dict | set) else v for k, v in data.items()}
 
 
 def after_ingest(
@@ -55,8 +57,7 @@ def after_ingest(
     scored = scoring.score_accounts(engine, config, as_of=now, account_ids=accounts)
     result["rescored"] = len(scored.rescored)
     if signals is not None:
-        result["signals"] = summary(
-            signals.evaluate_signals(engine, config, as_of=now, account_ids=accounts)
-        )
+        evaluated = signals.evaluate_signals(engine, config, as_of=now, account_ids=accounts)
+        result["signals"] = summary(evaluated)
     log.info("after ingest: %d accounts touched, %s rescored", len(accounts), result["rescored"])
     return result

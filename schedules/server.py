@@ -316,12 +316,14 @@ def _raw(message: Any) -> str:
 
 
 def _mount_slack(app: FastAPI, engine: Engine, config: Config, settings: Settings) -> str:
+    """The bot's ``POST /slack/events`` (it answers 503 itself while Slack is not
+    configured, so the endpoint exists either way)."""
     bot_http = optional_layer("bot.http")
     if bot_http is None:
         return "the bot layer is not installed"
-    if settings.slack_signing_secret is None:
-        return "not configured (set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN)"
     app.include_router(bot_http.slack_router(engine, config, settings))
+    if settings.slack_signing_secret is None or settings.slack_bot_token is None:
+        return "POST /slack/events answers 503: set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN"
     return "POST /slack/events"
 
 

@@ -75,7 +75,13 @@ def ingest(
             files,
             progress=lambda done: progress.update(task, completed=done),
         )
-    emit(report.as_json(), as_json=as_json, render=_render_ingest)
+    from integration_signals.pipeline import after_ingest
+    from store.sql import utcnow
+
+    data = report.as_json()
+    # Rescore the accounts the events touched and evaluate their signals at once.
+    data["after_ingest"] = after_ingest(rt.engine, rt.config, report, now=utcnow())
+    emit(data, as_json=as_json, render=_render_ingest)
 
 
 def _render_ingest(data: dict[str, Any]) -> None:
@@ -83,6 +89,9 @@ def _render_ingest(data: dict[str, Any]) -> None:
         f"accepted {data['accepted']:,}  duplicates {data['duplicates']:,}  "
         f"quarantined {data['quarantined']:,}"
     )
+    after = data.get("after_ingest") or {}
+    if after.get("rescored") is not None and after.get("accounts"):
+        print(f"rescored {after['rescored']:,} of {after['accounts']:,} accounts touched")
     if data["new_integrations"]:
         print(
             "new integrations (added as other/daily; add them to the catalog): "
