@@ -281,6 +281,8 @@ class FakeSlack:
                         "ts": f"{time.time():.6f}",
                         "message": {"text": body.get("text"), "type": "message"},
                     }
+                elif method == "users.lookupByEmail":
+                    answer = {"ok": False, "error": "users_not_found"}
                 else:
                     answer = {"ok": False, "error": "unknown_method"}
                 data = json.dumps(answer).encode()

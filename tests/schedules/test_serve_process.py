@@ -3,20 +3,23 @@ kill -9 mid-job and a restart lose and repeat nothing; SIGTERM leaves a consiste
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import time
 from collections import Counter
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from sqlalchemy import Engine, func, select, text
 
+from integration_signals.settings import load_config
 from schedules.pull import load_state
-from store.models import Event, JobRun
+from store.models import Event, JobRun, Task
 from tests.schedules.conftest import (
     TOKEN,
+    FakeSlack,
     ServeFactory,
     Source,
     healthz,
@@ -215,3 +218,124 @@ def test_serve_answers_ingest_and_health_over_http(
 
 
 pytestmark = pytest.mark.timeout(180)
+
+
+def test_an_event_breaking_a_sync_threshold_becomes_a_slack_task_within_60_seconds(
+    engine: Engine, serve_factory: ServeFactory, fake_slack: FakeSlack
+) -> None:
+    # The default intervals, scaled down 60x (minutes become seconds).
+    defaults = load_config(None).schedules
+    scaled = {
+        name: getattr(defaults, name) / 60
+        for name in (
+            "score_minutes",
+            "sync_minutes",
+            "task_post_minutes",
+            "reminders_minutes",
+            "digest_minutes",
+            "prune_minutes",
+        )
+    }
+    serve_factory.config_text = "[schedules]\n" + "".join(f"{k} = {v}\n" for k, v in scaled.items())
+    serve_factory.env.update(
+        {
+            "SLACK_BOT_TOKEN": "xoxb-e2e",
+            "SLACK_SIGNING_SECRET": "e2e-signing-secret",
+            "SLACK_TASKS_CHANNEL": "C-TASKS",
+            "SLACK_API_URL": fake_slack.url,
+        }
+    )
+    process = serve_factory.start()
+    assert "tasks.post" in healthz(process.url)["jobs"]
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def at(**delta: float) -> str:
+        return (now - timedelta(**delta)).isoformat().replace("+00:00", "Z")
+
+    group = {
+        "batch": [
+            {
+                "type": "group",
+                "groupId": "acme",
+                "userId": "u-1",
+                "messageId": "g-1",
+                "traits": {
+                    "name": "Acme Corp",
+                    "segment": "enterprise",
+                    "createdAt": at(days=400),
+                    "csm": "U0CSM1",
+                    "owner": "U0AE1",
+                },
+            }
+        ]
+    }
+    assert (
+        httpx.post(f"{process.url}/v1/batch", json=group, auth=(TOKEN, ""), timeout=30).status_code
+        == 200
+    )
+    history = [
+        {"event_id": "zd-install", "type": "integration.installed", "occurred_at": at(days=60)},
+        *[
+            {
+                "event_id": f"zd-ok-{d}",
+                "type": "sync.succeeded",
+                "occurred_at": at(days=d),
+                "records": 500,
+            }
+            for d in range(8, 40)
+        ],
+        *[
+            {
+                "event_id": f"zd-ok-recent-{h}",
+                "type": "sync.succeeded",
+                "occurred_at": at(hours=h),
+                "records": 500,
+            }
+            for h in (30, 20)
+        ],
+    ]
+    breaking = [
+        {
+            "event_id": f"zd-fail-{h}",
+            "type": "sync.failed",
+            "occurred_at": at(hours=h),
+            "error": "TIMEOUT",
+        }
+        for h in (12, 10, 8, 6, 4, 2)
+    ]
+    common = {"account_id": "acme", "integration": "zendesk", "connection_id": "acme-zd"}
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    first = httpx.post(
+        f"{process.url}/v1/events",
+        json=[{**e, **common} for e in history],
+        headers=headers,
+        timeout=60,
+    )
+    assert first.status_code == 200 and first.json()["accepted"] == len(history)
+    assert not [m for m in fake_slack.messages() if "Zendesk" in json.dumps(m)]
+
+    sent_at = time.monotonic()
+    answer = httpx.post(
+        f"{process.url}/v1/events",
+        json=[{**e, **common} for e in breaking],
+        headers=headers,
+        timeout=60,
+    ).json()
+    assert answer["accepted"] == len(breaking)
+    assert answer["after_ingest"]["rescored"] == 1
+    posted = wait_for(
+        lambda: [m for m in fake_slack.messages() if "Zendesk" in json.dumps(m)],
+        timeout=60,
+        what="the task in Slack",
+    )
+    elapsed = time.monotonic() - sent_at
+    assert elapsed <= 60
+    assert posted[0]["channel"] == "C-TASKS"
+    with engine.connect() as conn:
+        task = conn.execute(
+            select(Task.__table__).where(Task.__table__.c.signal_kind == "health_degradation")
+        ).one()
+    assert (task.account_id, task.slack_channel) == ("acme", "C-TASKS")
+    assert task.slack_ts is not None
+    assert process.terminate() == 0
+    assert "xoxb-e2e" not in process.log()
