@@ -212,6 +212,21 @@ def create_app(
             headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None,
         )
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Each ingest batch is one transaction and every write is idempotent (event ids,
+        # account upserts), so a client retrying after this answer double-counts nothing.
+        message = redact(one_line(exc), settings)
+        log.error("%s %s failed: %s", request.method, request.url.path, message)
+        return JSONResponse(
+            {
+                "error": f"the server failed ({message}); retry: ingest is idempotent",
+                "code": "server_error",
+                "message": message,
+            },
+            status_code=500,
+        )
+
     @app.post("/v1/events")
     async def post_events(request: Request) -> Response:
         _check_token(_bearer(request), settings, what="Authorization: Bearer $SIGNALS_INGEST_TOKEN")
