@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -14,10 +13,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -26,6 +23,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from schedules.server import bind
+from tests.fakes.slack import FakeSlack
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-ingest-token-5f3a"
@@ -253,63 +251,15 @@ def source(db_url: str, tmp_path: Path) -> Iterator[Source]:
 # ---------------------------------------------------------------- fake Slack Web API
 
 
-class FakeSlack:
-    """A small Slack Web API on 127.0.0.1: answers chat.postMessage like Slack does and
-    keeps a log of what it received."""
-
-    def __init__(self) -> None:
-        self.calls: list[dict[str, Any]] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                length = int(self.headers.get("content-length") or 0)
-                raw = self.rfile.read(length).decode()
-                if "json" in (self.headers.get("content-type") or ""):
-                    body = json.loads(raw or "{}")
-                else:
-                    body = {k: v[0] for k, v in parse_qs(raw).items()}
-                method = self.path.rstrip("/").rsplit("/", 1)[-1]
-                auth = self.headers.get("authorization", "")
-                fake.calls.append({"method": method, "body": body, "auth": auth})
-                if not auth.startswith("Bearer xoxb-"):
-                    answer = {"ok": False, "error": "not_authed"}
-                elif method == "chat.postMessage":
-                    answer = {
-                        "ok": True,
-                        "channel": body.get("channel"),
-                        "ts": f"{time.time():.6f}",
-                        "message": {"text": body.get("text"), "type": "message"},
-                    }
-                elif method == "users.lookupByEmail":
-                    answer = {"ok": False, "error": "users_not_found"}
-                else:
-                    answer = {"ok": False, "error": "unknown_method"}
-                data = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json; charset=utf-8")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def messages(self) -> list[dict[str, Any]]:
-        return [c["body"] for c in self.calls if c["method"] == "chat.postMessage"]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def fake_slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack()
+    """The project's fake Slack Web API (tests/fakes/slack.py) on an ephemeral port."""
+    fake = FakeSlack().start()
     yield fake
-    fake.close()
+    fake.stop()
+    assert not fake.rejected, f"Slack would have refused: {fake.rejected}"
+
+
+def posted(fake: FakeSlack) -> list[dict[str, Any]]:
+    """The bodies of every chat.postMessage the fake received."""
+    return [r.body for r in fake.calls("chat.postMessage")]

@@ -17,7 +17,8 @@ from schedules.locks import FAILED
 from schedules.scheduler import Scheduler
 from schedules.server import create_app
 from store.models import JobRun
-from tests.schedules.conftest import FakeSlack, Source, healthz, wait_for
+from tests.fakes.slack import FakeSlack
+from tests.schedules.conftest import Source, healthz, posted, wait_for
 
 
 def test_a_failing_job_is_retried_each_tick_alerted_once_and_reported_stale(
@@ -38,7 +39,7 @@ def test_a_failing_job_is_retried_each_tick_alerted_once_and_reported_stale(
         signals_pull_url=SecretStr(source.url),
         slack_bot_token=SecretStr("xoxb-test-token"),
         slack_tasks_channel="C-OPS",
-        slack_api_url=fake_slack.url,
+        slack_api_url=fake_slack.api_url,
     )
     jobs = [job for job in build_jobs(engine, config, settings) if job.id == "ingest.pull"]
     scheduler = Scheduler(engine, config, settings, jobs, alert=slack_alert(settings))
@@ -56,7 +57,7 @@ def test_a_failing_job_is_retried_each_tick_alerted_once_and_reported_stale(
     assert job["last_success_at"] is None
     assert job["next_run_at"] is not None
 
-    alerts = wait_for(fake_slack.messages, timeout=10, what="the Slack alert")
+    alerts = wait_for(lambda: posted(fake_slack), timeout=10, what="the Slack alert")
     t = JobRun.__table__
     with engine.connect() as conn:
         runs = conn.execute(select(t.c.status, t.c.error).where(t.c.job_id == "ingest.pull")).all()

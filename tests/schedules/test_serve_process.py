@@ -17,13 +17,14 @@ from sqlalchemy import Engine, func, select, text
 from integration_signals.settings import load_config
 from schedules.pull import load_state
 from store.models import Event, JobRun, Task
+from tests.fakes.slack import FakeSlack
 from tests.schedules.conftest import (
     TOKEN,
-    FakeSlack,
     ServeFactory,
     Source,
     healthz,
     needs_pg,
+    posted,
     wait_for,
 )
 
@@ -242,7 +243,7 @@ def test_an_event_breaking_a_sync_threshold_becomes_a_slack_task_within_60_secon
             "SLACK_BOT_TOKEN": "xoxb-e2e",
             "SLACK_SIGNING_SECRET": "e2e-signing-secret",
             "SLACK_TASKS_CHANNEL": "C-TASKS",
-            "SLACK_API_URL": fake_slack.url,
+            "SLACK_API_URL": fake_slack.api_url,
         }
     )
     process = serve_factory.start()
@@ -312,7 +313,7 @@ def test_an_event_breaking_a_sync_threshold_becomes_a_slack_task_within_60_secon
         timeout=60,
     )
     assert first.status_code == 200 and first.json()["accepted"] == len(history)
-    assert not [m for m in fake_slack.messages() if "Zendesk" in json.dumps(m)]
+    assert not [m for m in posted(fake_slack) if "Zendesk" in json.dumps(m)]
 
     sent_at = time.monotonic()
     answer = httpx.post(
@@ -323,14 +324,14 @@ def test_an_event_breaking_a_sync_threshold_becomes_a_slack_task_within_60_secon
     ).json()
     assert answer["accepted"] == len(breaking)
     assert answer["after_ingest"]["rescored"] == 1
-    posted = wait_for(
-        lambda: [m for m in fake_slack.messages() if "Zendesk" in json.dumps(m)],
+    tasks_in_slack = wait_for(
+        lambda: [m for m in posted(fake_slack) if "Zendesk" in json.dumps(m)],
         timeout=60,
         what="the task in Slack",
     )
     elapsed = time.monotonic() - sent_at
     assert elapsed <= 60
-    assert posted[0]["channel"] == "C-TASKS"
+    assert tasks_in_slack[0]["channel"] == "C-TASKS"
     with engine.connect() as conn:
         task = conn.execute(
             select(Task.__table__).where(Task.__table__.c.signal_kind == "health_degradation")
