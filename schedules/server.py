@@ -29,9 +29,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine, text
 
-from integration_signals.pipeline import after_ingest, optional_layer
+from integration_signals.pipeline import optional_layer
 from integration_signals.runtime import dumps
 from integration_signals.settings import Config, ConfigError, Settings
+from schedules.rescore import Rescorer
 from schedules.scheduler import Scheduler, one_line, redact
 from schedules.segment import BadBatch, map_batch, parse_batch, track_names
 from store.accounts import import_account_objects
@@ -159,16 +160,6 @@ def _ingest_answer(report: IngestReport) -> dict[str, Any]:
     return data
 
 
-def _rescore(engine: Engine, config: Config, report: IngestReport) -> dict[str, Any]:
-    """After an accepted ingest: rescore at once. A failure here is reported in the
-    answer and logged (the events are stored; the score job catches up)."""
-    try:
-        return after_ingest(engine, config, report, now=utcnow())
-    except Exception as exc:  # the ingest is committed; say what failed, do not hide it
-        log.error("rescoring after ingest failed (the score job will catch up): %s", one_line(exc))
-        return {"error": one_line(exc)}
-
-
 # ---------------------------------------------------------------- the app
 
 
@@ -185,14 +176,17 @@ def create_app(
     except ValueError as exc:
         raise ConfigError(f"config: {exc}") from None
     limit = config.serve.max_body_bytes
+    rescorer = Rescorer(engine, config)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        rescorer.start()
         if scheduler is not None:
             await run_in_threadpool(scheduler.start)
         try:
             yield
         finally:
+            await asyncio.to_thread(rescorer.stop)
             if scheduler is not None:
                 await asyncio.to_thread(scheduler.stop)
 
@@ -236,7 +230,7 @@ def create_app(
             ingestor = Ingestor(engine, config, now=utcnow())
             report = ingestor.ingest(read_objects(objects), source="http:/v1/events")
             answer = _ingest_answer(report)
-            answer["after_ingest"] = _rescore(engine, config, report)
+            answer["after_ingest"] = _queue(rescorer, report)
             return answer
 
         answer = await run_in_threadpool(work)
@@ -277,7 +271,7 @@ def create_app(
             answer = {"success": True, **_ingest_answer(report)}
             answer["accounts"] = accounts.as_json()
             answer["ignored"] = dict(mapped.ignored.most_common())
-            answer["after_ingest"] = _rescore(engine, config, report)
+            answer["after_ingest"] = _queue(rescorer, report)
             return answer
 
         answer = await run_in_threadpool(work)
@@ -317,6 +311,7 @@ def create_app(
                 "jobs": jobs,
                 "stale": stale,
                 "slack": slack_state,
+                "rescore": {"rounds": rescorer.rounds, "last_error": rescorer.last_error},
                 "host": scheduler.locks.host if scheduler else None,
             },
             status=200 if database["ok"] else 503,
@@ -324,6 +319,17 @@ def create_app(
 
     slack_state = _mount_slack(app, engine, config, settings)
     return app
+
+
+def _queue(rescorer: Rescorer, report: IngestReport) -> dict[str, Any]:
+    """Hand the touched accounts to the rescorer (it rescores them and evaluates their
+    signals in the background, seconds later)."""
+    if not report.touched_accounts:
+        return {"accounts": 0, "queued": 0}
+    return {
+        "accounts": len(report.touched_accounts),
+        "queued": rescorer.submit(set(report.touched_accounts)),
+    }
 
 
 def _raw(message: Any) -> str:

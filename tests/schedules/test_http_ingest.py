@@ -186,3 +186,34 @@ def test_healthz_reports_the_database(api: str) -> None:
     data = response.json()
     assert data["status"] == "ok"
     assert data["database"]["ok"] is True
+
+
+def test_accepted_events_get_their_accounts_rescored_in_the_background(
+    api: str, engine: Engine
+) -> None:
+    from store.models import AccountScore
+    from tests.schedules.conftest import wait_for
+
+    data = post(f"{api}/v1/events", json.dumps([event(i) for i in range(1, 8)])).json()
+    assert data["after_ingest"] == {"accounts": 1, "queued": 1}
+
+    def scored() -> bool:
+        with engine.connect() as conn:
+            return (
+                conn.execute(
+                    select(AccountScore.__table__.c.score).where(
+                        AccountScore.__table__.c.account_id == "acme"
+                    )
+                ).first()
+                is not None
+            )
+
+    wait_for(scored, timeout=30, what="acme to be scored")
+    assert (
+        wait_for(
+            lambda: httpx.get(f"{api}/healthz").json()["rescore"]["rounds"],
+            timeout=10,
+            what="a rescoring round",
+        )
+        >= 1
+    )

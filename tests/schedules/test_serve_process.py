@@ -323,7 +323,7 @@ def test_an_event_breaking_a_sync_threshold_becomes_a_slack_task_within_60_secon
         timeout=60,
     ).json()
     assert answer["accepted"] == len(breaking)
-    assert answer["after_ingest"]["rescored"] == 1
+    assert answer["after_ingest"] == {"accounts": 1, "queued": 1}
     tasks_in_slack = wait_for(
         lambda: [m for m in posted(fake_slack) if "Zendesk" in json.dumps(m)],
         timeout=60,
