@@ -8,15 +8,18 @@ ingest without HTTP.
    with signals; the demo's own task backlog is marked posted so only the benchmark's
    tasks travel. A real `signals serve` subprocess runs with the default config
    (task posting every minute, scoring every 15) against the project's fake Slack.
-   Each round sends, at a random moment, six failed syncs for one healthy connection
-   of a different account to ``POST /v1/events`` and times: the HTTP answer (ingest +
-   rescoring + signals), and the moment the fake Slack receives the task. Without
+   Each round sends, at a random moment, 200 failed syncs for one healthy connection
+   of a different account to ``POST /v1/events`` and times: the HTTP answer (ingest;
+   rescoring follows in the background), and the moment the fake Slack receives the
+   task. Without
    rescoring at ingest the task would wait for the next 15-minute ``score`` tick; that
    wait is computed from the schedule at each send (not measured: it is minutes).
 2. Throughput. ``--http-events`` synthetic events for the 300 accounts go to
-   ``POST /v1/events`` as NDJSON bodies of 5,000 (over real HTTP, rescoring what each
-   body touched) and, as the baseline in the same run, the same events straight into
-   ``Ingestor`` (no HTTP, no rescoring) on a fresh database.
+   ``POST /v1/events`` as NDJSON bodies of 5,000 (over real HTTP; the server rescores
+   what they touched in the background, competing for the same 2 cores and, on SQLite,
+   the one writer) and, as the baseline in the same run (first, while the server is
+   idle), the same events straight into ``Ingestor`` (no HTTP, no rescoring) on a
+   fresh database.
 """
 
 from __future__ import annotations
@@ -204,6 +207,14 @@ def synthetic_events(n: int, accounts: list[str]) -> list[dict[str, Any]]:
 
 
 def throughput(base: str, url_direct: str, events: list[dict[str, Any]]) -> dict[str, float]:
+    # The baseline first, while the server is idle (2 cores: they would compete).
+    engine = make_engine(url_direct)
+    started = time.perf_counter()
+    report = Ingestor(engine, load_config(None)).ingest(read_objects(events), source="bench")
+    direct_s = time.perf_counter() - started
+    assert report.accepted == len(events)
+    engine.dispose()
+
     bodies = [
         b"\n".join(orjson.dumps(e) for e in events[i : i + 5000])
         for i in range(0, len(events), 5000)
@@ -224,13 +235,6 @@ def throughput(base: str, url_direct: str, events: list[dict[str, Any]]) -> dict
             accepted += answer.json()["accepted"]
     http_s = time.perf_counter() - started
     assert accepted == len(events), accepted
-
-    engine = make_engine(url_direct)
-    started = time.perf_counter()
-    report = Ingestor(engine, load_config(None)).ingest(read_objects(events), source="bench")
-    direct_s = time.perf_counter() - started
-    assert report.accepted == len(events)
-    engine.dispose()
     return {"http": len(events) / http_s, "direct": len(events) / direct_s}
 
 
@@ -268,7 +272,7 @@ def main() -> None:
     ratio = rates["direct"] / rates["http"]
     print(
         f"event -> Slack task: median {statistics.median(slack_s):.1f}s, max {max(slack_s):.1f}s"
-        f" (target <= {TARGET_S:.0f}s); HTTP answer incl. rescoring median"
+        f" (target <= {TARGET_S:.0f}s); HTTP answer median"
         f" {statistics.median(answer_s):.2f}s"
     )
     print(
@@ -283,7 +287,7 @@ def main() -> None:
 | what | median | max | target / baseline |
 | --- | --- | --- | --- |
 | event -> posted Slack task, `serve` at default intervals | {statistics.median(slack_s):.1f} s | {max(slack_s):.1f} s | <= {TARGET_S:.0f} s |
-| `POST /v1/events` answer (ingest + rescoring + signals) | {statistics.median(answer_s):.2f} s | {max(answer_s):.2f} s | |
+| `POST /v1/events` answer (ingest; rescoring follows in the background) | {statistics.median(answer_s):.2f} s | {max(answer_s):.2f} s | |
 | without rescoring at ingest: wait for the next `score` tick (computed) | {statistics.median(score_s):.0f} s | {max(score_s):.0f} s | up to 900 s |
 
 The Slack latency is the HTTP answer plus the wait for the next `tasks.post` tick
@@ -291,7 +295,7 @@ The Slack latency is the HTTP answer plus the wait for the next `tasks.post` tic
 
 | ingest of {args.http_events:,} events | events/s |
 | --- | --- |
-| `POST /v1/events`, NDJSON bodies of 5,000, rescoring what each touched | {rates["http"]:,.0f} |
+| `POST /v1/events`, NDJSON bodies of 5,000 (the server rescores what they touched meanwhile) | {rates["http"]:,.0f} |
 | baseline: `Ingestor` directly, no HTTP, no rescoring (same run) | {rates["direct"]:,.0f} |
 | ratio direct / HTTP | {ratio:.2f}x |
 """
