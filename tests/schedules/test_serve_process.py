@@ -73,7 +73,7 @@ def test_two_processes_on_one_postgres_run_every_job_once_per_tick(
         time.sleep(1.5)
     for process in (first, second):
         jobs = healthz(process.url)["jobs"]
-        assert set(jobs) == {"ingest.pull", "maintenance.prune"}
+        assert {"ingest.pull", "maintenance.prune"} <= set(jobs)
         assert all(job["next_run_at"] for job in jobs.values())
     wait_for(
         lambda: pull_totals(engine).get("accepted") == 2400,
