@@ -79,8 +79,19 @@ def ingest(
     from store.sql import utcnow
 
     data = report.as_json()
-    # Rescore the accounts the events touched and evaluate their signals at once.
-    data["after_ingest"] = after_ingest(rt.engine, rt.config, report, now=utcnow())
+    # Rescore the accounts the events touched and evaluate their signals at once. The
+    # events are stored either way: a failure here is reported, and the next
+    # `signals score` (or serve's score job) rescores those accounts.
+    try:
+        data["after_ingest"] = after_ingest(rt.engine, rt.config, report, now=utcnow())
+    except Exception as exc:  # the ingest itself succeeded; say what did not
+        message = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        data["after_ingest"] = {"error": message}
+        stderr.print(
+            f"warning: events stored, but rescoring the touched accounts failed ({message});"
+            " `signals score` will rescore them",
+            markup=False,
+        )
     emit(data, as_json=as_json, render=_render_ingest)
 
 
