@@ -10,6 +10,7 @@ of the import picture.
 from __future__ import annotations
 
 import importlib
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from integration_signals.settings import Config, Settings
 from store.models import JobRun
 
 ANCHOR_DAY = datetime(2000, 1, 1, tzinfo=UTC)
+log = logging.getLogger("signals.schedules")
 
 
 @dataclass
@@ -106,7 +108,18 @@ def build_jobs(engine: Engine, config: Config, settings: Settings) -> list[JobSp
 
             report = pull.pull_once(engine, config, settings, now=ctx.now, stopping=ctx.stopping)
             summary = report.as_json()
-            summary["after_ingest"] = after_ingest(engine, config, report.ingest, now=ctx.now)
+            # Like every ingest path: the events are committed; a rescoring failure is
+            # logged and the score job rescores those accounts (ingest marked them).
+            try:
+                summary["after_ingest"] = after_ingest(engine, config, report.ingest, now=ctx.now)
+            except Exception as exc:  # the events are in; report, do not fail the tick
+                error = (
+                    f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+                )
+                log.error(
+                    "ingest.pull: rescoring after the pull failed (score job catches up): %s", error
+                )
+                summary["after_ingest"] = {"error": error}
             return summary
 
         jobs.append(

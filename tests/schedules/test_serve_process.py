@@ -83,7 +83,7 @@ def test_two_processes_on_one_postgres_run_every_job_once_per_tick(
     assert first.terminate() == 0 and second.terminate() == 0
 
     rows = runs(engine)
-    assert {status for _, _, status, _, _ in rows} == {"ok"}
+    assert {status for _, _, status, _, _ in rows} == {"ok"}, [r for r in rows if r[2] != "ok"]
     for job_id in ("ingest.pull", "maintenance.prune"):
         ticks = sorted(tick for jid, tick, *_ in rows if jid == job_id)
         assert len(ticks) >= 3
