@@ -1,9 +1,10 @@
 """The Bolt app: thin listeners that acknowledge at once and then call domain code.
 
 Every listener calls ``ack()`` first (Slack's 3-second limit), then answers through
-``respond`` (the request's response_url) or ``chat.update``. One ``@app.error``
-handler logs the trace on the server and tells the person only that it failed, with
-a reference to find the log line.
+``respond`` (the request's response_url) or ``chat.update``. Failures take one path,
+`report_failure`, from the ``@app.error`` handler and from the work after an ack: the
+trace goes to the server log under a short reference, the person sees only the
+reference, never a trace.
 """
 
 from __future__ import annotations
@@ -32,6 +33,36 @@ Clock = Callable[[], datetime]
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def report_failure(error: BaseException, respond: Any | None) -> None:
+    """The one way a failure is told: the trace to the server log under a short
+    reference, and to the person only that it failed, with that reference."""
+    ref = uuid.uuid4().hex[:8]
+    log.error("slack request failed (ref %s)", ref, exc_info=error)
+    if respond is None:
+        return
+    try:
+        respond(
+            replace_original=False,
+            response_type="ephemeral",
+            **blocks.notice(
+                f"Sorry, that did not work on our side (ref {ref}). "
+                "The details are in the server log; try again in a minute."
+            ),
+        )
+    except Exception:  # telling the user must never raise in turn
+        log.warning("could not tell the user about ref %s", ref)
+
+
+def after_ack(respond: Any, work: Callable[[], None]) -> None:
+    """Run a listener's work after its ack. A failure here is reported by
+    `report_failure` directly: Bolt's runner can lose the ack's 200 when a listener
+    raises right after acknowledging (the HTTP answer turns into a 500)."""
+    try:
+        work()
+    except Exception as exc:  # the listener boundary: nothing escapes to Slack
+        report_failure(exc, respond)
 
 
 def build_app(
@@ -67,36 +98,48 @@ def build_app(
             ack(response_type="ephemeral", **blocks.help_message(config.bot.command))
             return
         ack()
-        respond(
-            response_type=respond_as,
-            **views.answer(
-                engine,
-                config,
-                settings,
-                parsed,
-                channel_id=command.get("channel_id"),
-                now=clock(),
+        after_ack(
+            respond,
+            lambda: respond(
+                response_type=respond_as,
+                **views.answer(
+                    engine,
+                    config,
+                    settings,
+                    parsed,
+                    channel_id=command.get("channel_id"),
+                    now=clock(),
+                ),
             ),
         )
 
     @app.action(re.compile(f"^{blocks.PICK_ACCOUNT}"))
     def pick_account(ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
         ack()
-        answer = views.answer_pick(
-            engine,
-            config,
-            settings,
-            str(action.get("value") or ""),
-            channel_id=(body.get("channel") or {}).get("id"),
-            now=clock(),
+        after_ack(
+            respond,
+            lambda: respond(
+                replace_original=True,
+                response_type=respond_as,
+                **views.answer_pick(
+                    engine,
+                    config,
+                    settings,
+                    str(action.get("value") or ""),
+                    channel_id=(body.get("channel") or {}).get("id"),
+                    now=clock(),
+                ),
+            ),
         )
-        respond(replace_original=True, response_type=respond_as, **answer)
 
     def task_button(change: Callable[..., Any]) -> Callable[..., None]:
         def listener(
             ack: Any, body: dict[str, Any], action: dict[str, Any], client: Any, respond: Any
         ) -> None:
             ack()
+            after_ack(respond, lambda: click(body, action, client, respond))
+
+        def click(body: dict[str, Any], action: dict[str, Any], client: Any, respond: Any) -> None:
             try:
                 task_id = int(str(action.get("value")))
             except ValueError:
@@ -117,7 +160,7 @@ def build_app(
                 respond(
                     replace_original=False,
                     response_type="ephemeral",
-                    **blocks.notice(refused),
+                    **blocks.notice(refused, mention_users=True),
                 )
 
         listener.__name__ = f"task_{change.__name__}"
@@ -143,19 +186,7 @@ def build_app(
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any], respond: Any) -> None:
-        ref = uuid.uuid4().hex[:8]
-        log.error("slack request failed (ref %s)", ref, exc_info=error)
-        if isinstance(body, dict) and body.get("response_url"):
-            try:
-                respond(
-                    replace_original=False,
-                    response_type="ephemeral",
-                    **blocks.notice(
-                        f"Sorry, that did not work on our side (ref {ref}). "
-                        "The details are in the server log; try again in a minute."
-                    ),
-                )
-            except Exception:  # the error handler must never raise
-                log.warning("could not tell the user about ref %s", ref)
+        has_url = isinstance(body, dict) and bool(body.get("response_url"))
+        report_failure(error, respond if has_url else None)
 
     return app

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -504,9 +504,17 @@ def account_list(
     return message(f"{title}: {total}", blocks)
 
 
-def notice(text: str) -> dict[str, Any]:
-    """A one-line answer (errors, refusals) that never carries a trace."""
-    return message(text, [section(safe(text, SECTION_TEXT, one_line=False))])
+def notice(text: str, *, mention_users: bool = False) -> dict[str, Any]:
+    """A one-line answer (errors, refusals) that never carries a trace. With
+    ``mention_users``, Slack user ids in it (a task refusal's "claimed by W0ALEX")
+    become mentions after escaping."""
+    shown = safe(text, SECTION_TEXT - 200, one_line=False)
+    if mention_users:
+        shown = _USER_IN_TEXT.sub(r"<@\1>", shown)
+    return message(text, [section(shown)])
+
+
+_USER_IN_TEXT = re.compile(r"\b([UW][A-Z0-9]{5,})\b")
 
 
 # ---------------------------------------------------------------- playbook tasks
@@ -516,7 +524,11 @@ def task_message(task: Mapping[str, Any], *, now: datetime) -> dict[str, Any]:
     """A playbook task with Claim / Done / Snooze 7d buttons matching its status."""
     status = str(task.get("status") or "open")
     task_id = str(task["id"])
-    account = safe(task.get("account_name") or task.get("account_id"), 150)
+    account = (
+        "All accounts"
+        if task.get("account_id") == "*"
+        else safe(task.get("account_name") or task.get("account_id"), 150)
+    )
     title = safe(task.get("title") or "Playbook task", 300)
     body = safe(task.get("body") or "", 2000, one_line=False)
     state = TASK_STATUS.get(status, safe(status, 20))
@@ -595,7 +607,3 @@ def digest_message(
     return message(
         f"Digest {day}: {len(risks)} new risks, {len(expansions)} new expansion-ready", blocks
     )
-
-
-def summarize_kinds(kinds: Iterable[str]) -> list[str]:
-    return sorted(set(kinds))

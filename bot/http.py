@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 from sqlalchemy import Engine
@@ -51,11 +51,9 @@ def slack_router(engine: Engine, config: Config, settings: Settings) -> APIRoute
     return router
 
 
-def create_bot_app(engine: Engine, config: Config, settings: Settings):  # type: ignore[no-untyped-def]
+def create_bot_app(engine: Engine, config: Config, settings: Settings) -> FastAPI:
     """A FastAPI app with only the bot and ``GET /healthz`` (`signals bot`); `signals
     serve` mounts the same router next to the ingest API."""
-    from fastapi import FastAPI
-
     app = FastAPI(title="Integration Signals Slack bot", docs_url=None, redoc_url=None)
     app.include_router(slack_router(engine, config, settings))
 

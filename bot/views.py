@@ -8,12 +8,11 @@ the dashboard, the pick-list, the nearest names and the segment lists.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, String, cast, or_, select
+from sqlalchemy import Engine, String, cast, func, select
 
 from bot import blocks
 from integration_signals.settings import Config, Settings
@@ -154,29 +153,25 @@ def segment_rows(
     """Accounts whose current score carries ``segment``: most urgent first (lowest
     score for at-risk, highest MRR for expansion). Returns (top rows, total)."""
     s, a = AccountScore.__table__, Account.__table__
-    stmt = (
-        select(
-            s.c.account_id,
-            s.c.score,
-            s.c.band,
-            s.c.reason,
-            s.c.segments,
-            a.c.name,
-            a.c.mrr,
-        )
-        .join(a, a.c.account_id == s.c.account_id)
-        .where(cast(s.c.segments, String).like(f'%"{segment}"%'))
-    )
+    # segments is a JSON list; its text holds the name in quotes exactly once.
+    where = [cast(s.c.segments, String).like(f'%"{segment}"%')]
     if allowed is not None:
-        stmt = stmt.where(or_(s.c.account_id.in_(allowed)))
-    with engine.connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(stmt)]
-    rows = [r for r in rows if segment in (r["segments"] or [])]
+        where.append(s.c.account_id.in_(allowed))
     if segment == "at-risk":
-        rows.sort(key=lambda r: (r["score"], -(r["mrr"] or 0), r["account_id"]))
+        order = [s.c.score.asc(), a.c.mrr.desc().nulls_last(), s.c.account_id]
     else:
-        rows.sort(key=lambda r: (-(r["mrr"] or 0), -r["score"], r["account_id"]))
-    return rows[:limit], len(rows)
+        order = [a.c.mrr.desc().nulls_last(), s.c.score.desc(), s.c.account_id]
+    joined = s.join(a, a.c.account_id == s.c.account_id)
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(joined).where(*where)).scalar_one()
+        rows = conn.execute(
+            select(s.c.account_id, s.c.score, s.c.band, s.c.reason, a.c.name, a.c.mrr)
+            .select_from(joined)
+            .where(*where)
+            .order_by(*order)
+            .limit(limit)
+        )
+        return [dict(r._mapping) for r in rows], total
 
 
 def answer_segment(
@@ -209,8 +204,3 @@ def answer(
     if command.kind in SEGMENT_OF:
         return answer_segment(engine, config, command.kind, channel_id=channel_id)
     return answer_account(engine, config, settings, command.text, channel_id=channel_id, now=now)
-
-
-def task_view(row: Mapping[str, Any], account_name: str | None) -> dict[str, Any]:
-    """The dict `blocks.task_message` renders, from a tasks row."""
-    return {**dict(row), "account_name": account_name}

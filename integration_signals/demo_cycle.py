@@ -95,9 +95,33 @@ def run_demo(rt: Runtime, *, accounts: int, seed: int, as_json: bool) -> DemoRes
             ).all()
         )
     summary["database"] = rt.engine.url.render_as_string(hide_password=True)
+    _score_step(rt, summary, end)
     summary["signals"] = demo_signals(rt, as_of=end)
+    summary["acme"] = _acme_card(rt, end)
+    summary["slack"] = demo_slack(rt, as_of=end)
     summary["crm"] = crm_preview(rt, now=end)
     return DemoResult(summary, _render)
+
+
+def _score_step(rt: Runtime, summary: dict[str, Any], end: datetime) -> None:
+    """Cycle step: score every account."""
+    from scoring.run import score_accounts
+
+    report = score_accounts(rt.engine, rt.config, as_of=end, full=True)
+    with rt.engine.connect() as conn:
+        bands = dict(
+            conn.execute(
+                select(models.AccountScore.band, func.count()).group_by(models.AccountScore.band)
+            ).all()
+        )
+    summary["scoring"] = {**report.as_json(), "bands": bands}
+
+
+def _acme_card(rt: Runtime, end: datetime) -> dict[str, Any]:
+    """Cycle step: Acme's health card, after the signals so it shows them."""
+    from scoring.health import account_health
+
+    return account_health(rt.engine, rt.config, "acme", as_of=end)
 
 
 def demo_signals(rt: Runtime, *, as_of: datetime) -> dict[str, Any]:
@@ -141,6 +165,57 @@ def _one_per_kind(rows: list[Any]) -> list[Any]:
             seen.add(row.signal_kind)
             picked.append(row)
     return picked
+
+
+def demo_slack(rt: Runtime, *, as_of: datetime) -> dict[str, Any]:
+    """What the Slack bot answers to `/integration-health acme`, and the tasks it posts:
+    posted when Slack is configured, otherwise counted (no network needed)."""
+    from bot import views
+    from bot.tasks import post_pending_tasks
+
+    answer = views.answer(
+        rt.engine,
+        rt.config,
+        rt.settings,
+        views.parse_command("acme"),
+        channel_id=None,
+        now=as_of,
+    )
+    t = models.Task.__table__
+    with rt.engine.connect() as conn:
+        pending = conn.execute(
+            select(func.count()).select_from(t).where(t.c.status != "done", t.c.posted_at.is_(None))
+        ).scalar_one()
+    configured = bool(rt.settings.slack_bot_token and rt.settings.slack_tasks_channel)
+    posted = None
+    if configured:
+        posted = post_pending_tasks(rt.engine, rt.config, rt.settings, now=as_of).as_json()
+    return {
+        "command": "/integration-health acme",
+        "answer_text": answer["text"],
+        "answer_blocks": len(answer["blocks"]),
+        "answer": answer,
+        "tasks_pending": pending,
+        "configured": configured,
+        "posted": posted,
+    }
+
+
+def _render_slack(s: dict[str, Any]) -> None:
+    print(
+        f"Slack: `{s['command']}` answers with {s['answer_blocks']} Block Kit blocks"
+        f" ({s['answer_text']})"
+    )
+    if s["posted"] is not None:
+        p = s["posted"]
+        print(f"  tasks posted {p['sent']}, failed {p['failed']}")
+        for error in p["errors"][:3]:
+            print(f"    {error}")
+    else:
+        print(
+            f"  {s['tasks_pending']} tasks ready to post with Claim / Done / Snooze 7d buttons;"
+            " set SLACK_BOT_TOKEN and SLACK_TASKS_CHANNEL, then `signals bot post-tasks`"
+        )
 
 
 _CREDENTIALS = (
@@ -191,6 +266,12 @@ def _render(d: dict[str, Any]) -> None:
         f"quarantined {ev['quarantined']:,}"
     )
     print("  patterns      " + ", ".join(f"{k} {v}" for k, v in d["patterns"].items()))
+    if "scoring" in d:
+        sc = d["scoring"]
+        print(
+            f"Scored {sc['rescored']:,} accounts in {sc['seconds']}s: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(sc["bands"].items()))
+        )
     sig = d["signals"]
     print(
         f"Signals: {sig['open_signals']} open, {sig['tasks_created']} playbook tasks created"
@@ -200,8 +281,18 @@ def _render(d: dict[str, Any]) -> None:
     print("  tasks (the first due of each kind):")
     for t in sig["tasks"]:
         print(f"    #{t['id']:<4} {t['owner'] or '-':<20} {t['title']}")
+    if "acme" in d:
+        from integration_signals.commands.scoring_cmds import render_health
+
+        print()
+        render_health(d["acme"])
+        print()
+    if "slack" in d:
+        _render_slack(d["slack"])
     _render_crm(d.get("crm") or {})
     print("Next: `signals quarantine`, `signals accounts import FILE`, `signals ingest FILE`.")
+    print("      `signals score`, `signals health acme`, `signals funnel`, `signals ttv`,")
+    print("      `signals retention --integration salesforce --plot retention.png`.")
     print(
         "      `signals signals`, `signals tasks --status open`, `signals tasks claim ID --by YOU`."
     )

@@ -19,6 +19,8 @@ from sqlalchemy import Engine
 from integration_signals.settings import Config, ConfigError, Settings
 
 stderr = Console(stderr=True, highlight=False)
+# typer's usage errors (BadParameter and kin): click reports them and exits 2.
+_UsageError = typer.BadParameter.__mro__[1]
 
 
 class UserError(Exception):
@@ -113,8 +115,8 @@ def run_guarded(func: Callable[[], Any]) -> Any:
     SIGNALS_DEBUG is set."""
     try:
         return func()
-    except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt):
-        raise
+    except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt, _UsageError):
+        raise  # a usage error (e.g. a bad --as-of) exits 2 through click
     except known_errors() as exc:
         fail(str(exc))
     except Exception as exc:  # the one place broad exceptions become a line

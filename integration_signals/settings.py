@@ -47,146 +47,6 @@ class IngestConfig(_Strict):
     batch_size: int = Field(20000, ge=1, le=100_000)
 
 
-class PullConfig(_Strict):
-    """An ingest pull from any SQL database (SIGNALS_PULL_URL names it): ``query`` must
-    return event columns; rows are read incrementally by ``cursor_column``."""
-
-    query: str = ""
-    cursor_column: str = "occurred_at"
-    batch_size: int = Field(5000, ge=1, le=100_000)
-    name: str = Field("sql", pattern=r"^[a-z0-9_\-]+$")
-
-
-class SchedulesConfig(_Strict):
-    """When each job runs. Ticks are counted from ``daily_at`` (UTC) on 2000-01-01, so every
-    process computes the same ticks and daily jobs run at that time of day."""
-
-    daily_at: str = Field("08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    score_minutes: float = Field(15, gt=0)
-    sync_minutes: float = Field(15, gt=0)
-    task_post_minutes: float = Field(1, gt=0)
-    reminders_minutes: float = Field(1440, gt=0)
-    digest_minutes: float = Field(1440, gt=0)
-    pull_minutes: float = Field(5, gt=0)
-    prune_minutes: float = Field(1440, gt=0)
-    keep_job_runs_days: int = Field(30, ge=1)
-    misfire_grace_seconds: float = Field(300, gt=0)
-    stale_after_intervals: float = Field(3, gt=0)
-    alert_after_failures: int = Field(3, ge=1)
-    shutdown_grace_seconds: float = Field(20, ge=0)
-    pull: PullConfig = PullConfig()
-
-
-class ServeConfig(_Strict):
-    """The HTTP side of `signals serve`."""
-
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
-    max_body_bytes: int = Field(5_000_000, ge=1024)
-    # Extra Segment track names -> our event types (the built-in names need no entry).
-    segment_events: dict[str, str] = {}
-
-
-class ChannelScope(_Strict):
-    """The accounts one Slack channel may see: listed ids and whole account segments."""
-
-    accounts: list[str] = []
-    segments: list[Literal["smb", "mid_market", "enterprise"]] = []
-
-
-class BotConfig(_Strict):
-    """The Slack bot: command, where tasks go, what a channel may see, CRM links."""
-
-    command: str = Field("/integration-health", pattern=r"^/[a-z0-9_-]{1,31}$")
-    response_type: Literal["ephemeral", "in_channel"] = "ephemeral"
-    tasks_to: Literal["channel", "owner"] = "channel"
-    list_size: int = Field(10, ge=1, le=30)
-    max_integrations: int = Field(15, ge=1, le=40)
-    post_batch: int = Field(50, ge=1, le=1000)
-    post_lease_minutes: int = Field(10, ge=1, le=1440)
-    digest_channel: str | None = None
-    salesforce_record_url: str = ""
-    hubspot_record_url: str = ""
-    access_default: Literal["all", "none"] = "all"
-    access: dict[str, ChannelScope] = {}
-
-    @field_validator("salesforce_record_url", "hubspot_record_url")
-    @classmethod
-    def _has_id_placeholder(cls, value: str) -> str:
-        if value and "{id}" not in value:
-            raise ValueError("must contain {id} where the record id goes")
-        return value
-
-
-class IntegrationActivatedRule(_Strict):
-    """The account reached ``min_active`` active integrations within ``window_days``."""
-
-    min_active: int = Field(3, ge=1)
-    window_days: int = Field(60, ge=1)
-
-
-class ApiLimitRule(_Strict):
-    """The average daily API calls reached ``threshold`` of the plan's daily limit."""
-
-    threshold: float = Field(0.75, gt=0, le=1)
-    average_days: int = Field(7, ge=1, le=90)
-    trend_days: int = Field(28, ge=3, le=180)
-    lead_days: int = Field(30, ge=0)
-    due_days_without_projection: int = Field(30, ge=0)
-    horizon_days: int = Field(730, ge=1)
-
-
-class HealthDegradationRule(_Strict):
-    """A connection's sync success over ``window_days`` fell below ``min_success_rate``."""
-
-    min_success_rate: float = Field(0.80, gt=0, le=1)
-    min_attempts: int = Field(5, ge=1)
-    window_days: int = Field(7, ge=1, le=90)
-    due_hours: float = Field(4, ge=0)
-
-
-class AbandonmentRule(_Strict):
-    """A previously active connection had no usage for ``idle_days``."""
-
-    idle_days: int = Field(14, ge=1)
-    # Situational integrations (30-day active window) wait for their window instead.
-    respect_rhythm: bool = True
-
-
-class AuthExpiredRule(_Strict):
-    due_hours: float = Field(4, ge=0)
-
-
-class OnboardingRules(_Strict):
-    """The activation journey of the seeds' playbook, in days since ``created_at``."""
-
-    period_days: int = Field(90, ge=1)
-    first_sync_by_day: int = Field(5, ge=1)
-    first_sync_due_day: int = Field(7, ge=1)
-    min_active: int = Field(3, ge=1)
-    active_by_day: int = Field(60, ge=1)
-    low_activation_due_days: int = Field(7, ge=0)
-
-
-class SignalsConfig(_Strict):
-    """Thresholds of the signal rules, who gets tasks, and the feed guard."""
-
-    feed_stale_hours: float = Field(6, gt=0)
-    recently_resolved_days: int = Field(30, ge=0)
-    # Owner of a task whose account lacks the CSM / account executive it needs, and of
-    # the feed_stale alert. Empty: such tasks have no owner (the bot posts them to the
-    # tasks channel).
-    fallback_owner: str = ""
-    alert_owner: str = ""
-    at_risk_bands: list[str] = ["at_risk"]
-    integration_activated: IntegrationActivatedRule = IntegrationActivatedRule()
-    api_limit_proximity: ApiLimitRule = ApiLimitRule()
-    health_degradation: HealthDegradationRule = HealthDegradationRule()
-    abandonment: AbandonmentRule = AbandonmentRule()
-    auth_expired: AuthExpiredRule = AuthExpiredRule()
-    onboarding: OnboardingRules = OnboardingRules()
-
-
 COMPONENTS = (
     "activation_depth",
     "usage_volume",
@@ -342,6 +202,145 @@ class ScoringConfig(_Strict):
         return value
 
 
+class IntegrationActivatedRule(_Strict):
+    """The account reached ``min_active`` active integrations within ``window_days``."""
+
+    min_active: int = Field(3, ge=1)
+    window_days: int = Field(60, ge=1)
+
+
+class ApiLimitRule(_Strict):
+    """The average daily API calls reached ``threshold`` of the plan's daily limit."""
+
+    threshold: float = Field(0.75, gt=0, le=1)
+    average_days: int = Field(7, ge=1, le=90)
+    trend_days: int = Field(28, ge=3, le=180)
+    lead_days: int = Field(30, ge=0)
+    due_days_without_projection: int = Field(30, ge=0)
+    horizon_days: int = Field(730, ge=1)
+
+
+class HealthDegradationRule(_Strict):
+    """A connection's 7-day sync success fell below ``min_success_rate``."""
+
+    min_success_rate: float = Field(0.80, gt=0, le=1)
+    min_attempts: int = Field(5, ge=1)
+    due_hours: float = Field(4, ge=0)
+
+
+class AbandonmentRule(_Strict):
+    """A previously active connection had no usage for ``idle_days``."""
+
+    idle_days: int = Field(14, ge=1)
+    # Situational integrations (30-day active window) wait for their window instead.
+    respect_rhythm: bool = True
+
+
+class AuthExpiredRule(_Strict):
+    due_hours: float = Field(4, ge=0)
+
+
+class OnboardingRules(_Strict):
+    """The activation journey of the seeds' playbook, in days since ``created_at``."""
+
+    period_days: int = Field(90, ge=1)
+    first_sync_by_day: int = Field(5, ge=1)
+    first_sync_due_day: int = Field(7, ge=1)
+    min_active: int = Field(3, ge=1)
+    active_by_day: int = Field(60, ge=1)
+    low_activation_due_days: int = Field(7, ge=0)
+
+
+class SignalsConfig(_Strict):
+    """Thresholds of the signal rules, who gets tasks, and the feed guard."""
+
+    feed_stale_hours: float = Field(6, gt=0)
+    recently_resolved_days: int = Field(30, ge=0)
+    # Owner of a task whose account lacks the CSM / account executive it needs, and of
+    # the feed_stale alert. Empty: such tasks have no owner (the bot posts them to the
+    # tasks channel).
+    fallback_owner: str = ""
+    alert_owner: str = ""
+    at_risk_bands: list[str] = ["at_risk"]
+    integration_activated: IntegrationActivatedRule = IntegrationActivatedRule()
+    api_limit_proximity: ApiLimitRule = ApiLimitRule()
+    health_degradation: HealthDegradationRule = HealthDegradationRule()
+    abandonment: AbandonmentRule = AbandonmentRule()
+    auth_expired: AuthExpiredRule = AuthExpiredRule()
+    onboarding: OnboardingRules = OnboardingRules()
+
+
+class ChannelScope(_Strict):
+    """The accounts one Slack channel may see: listed ids and whole account segments."""
+
+    accounts: list[str] = []
+    segments: list[Literal["smb", "mid_market", "enterprise"]] = []
+
+
+class BotConfig(_Strict):
+    """The Slack bot: command, where tasks go, what a channel may see, CRM links."""
+
+    command: str = Field("/integration-health", pattern=r"^/[a-z0-9_-]{1,31}$")
+    response_type: Literal["ephemeral", "in_channel"] = "ephemeral"
+    tasks_to: Literal["channel", "owner"] = "channel"
+    list_size: int = Field(10, ge=1, le=30)
+    max_integrations: int = Field(15, ge=1, le=40)
+    post_batch: int = Field(50, ge=1, le=1000)
+    post_lease_minutes: int = Field(10, ge=1, le=1440)
+    digest_channel: str | None = None
+    salesforce_record_url: str = ""
+    hubspot_record_url: str = ""
+    access_default: Literal["all", "none"] = "all"
+    access: dict[str, ChannelScope] = {}
+
+    @field_validator("salesforce_record_url", "hubspot_record_url")
+    @classmethod
+    def _has_id_placeholder(cls, value: str) -> str:
+        if value and "{id}" not in value:
+            raise ValueError("must contain {id} where the record id goes")
+        return value
+
+
+class PullConfig(_Strict):
+    """An ingest pull from any SQL database (SIGNALS_PULL_URL names it): ``query`` must
+    return event columns; rows are read incrementally by ``cursor_column``."""
+
+    query: str = ""
+    cursor_column: str = "occurred_at"
+    batch_size: int = Field(5000, ge=1, le=100_000)
+    name: str = Field("sql", pattern=r"^[a-z0-9_\-]+$")
+
+
+class SchedulesConfig(_Strict):
+    """When each job runs. Ticks are counted from ``daily_at`` (UTC) on 2000-01-01, so every
+    process computes the same ticks and daily jobs run at that time of day."""
+
+    daily_at: str = Field("08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    score_minutes: float = Field(15, gt=0)
+    sync_minutes: float = Field(15, gt=0)
+    task_post_minutes: float = Field(1, gt=0)
+    reminders_minutes: float = Field(1440, gt=0)
+    digest_minutes: float = Field(1440, gt=0)
+    pull_minutes: float = Field(5, gt=0)
+    prune_minutes: float = Field(1440, gt=0)
+    keep_job_runs_days: int = Field(30, ge=1)
+    misfire_grace_seconds: float = Field(300, gt=0)
+    stale_after_intervals: float = Field(3, gt=0)
+    alert_after_failures: int = Field(3, ge=1)
+    shutdown_grace_seconds: float = Field(20, ge=0)
+    pull: PullConfig = PullConfig()
+
+
+class ServeConfig(_Strict):
+    """The HTTP side of `signals serve`."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    max_body_bytes: int = Field(5_000_000, ge=1024)
+    # Extra Segment track names -> our event types (the built-in names need no entry).
+    segment_events: dict[str, str] = {}
+
+
 SYNC_VALUES = (
     "score",
     "band",
@@ -432,10 +431,10 @@ class Config(_Strict):
     ingest: IngestConfig = IngestConfig()
     schedules: SchedulesConfig = SchedulesConfig()
     serve: ServeConfig = ServeConfig()
-    bot: BotConfig = BotConfig()
-    signals: SignalsConfig = SignalsConfig()
-    scoring: ScoringConfig = ScoringConfig()
     syncs: SyncsConfig = SyncsConfig()
+    scoring: ScoringConfig = ScoringConfig()
+    signals: SignalsConfig = SignalsConfig()
+    bot: BotConfig = BotConfig()
 
     @field_validator("integrations")
     @classmethod

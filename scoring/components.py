@@ -39,14 +39,21 @@ def interpolate(x: float, points: Sequence[Point]) -> float:
     return points[-1][1]
 
 
-def _increasing(points: Sequence[Point]) -> list[Point]:
+_ANCHORS: dict[tuple[Point, ...], tuple[Point, ...]] = {}
+
+
+def _increasing(points: Sequence[Point]) -> tuple[Point, ...]:
     """Keep anchors whose x strictly increases (a degenerate config collapses two)."""
-    out: list[Point] = []
-    for x, y in points:
-        if out and x <= out[-1][0]:
-            continue
-        out.append((x, y))
-    return out
+    key = tuple(points)
+    hit = _ANCHORS.get(key)
+    if hit is None:
+        out: list[Point] = []
+        for x, y in key:
+            if out and x <= out[-1][0]:
+                continue
+            out.append((x, y))
+        hit = _ANCHORS[key] = tuple(out)
+    return hit
 
 
 def clamp(value: float) -> float:
@@ -74,7 +81,20 @@ class Rules:
     onboarding_days: int
 
 
+_RULES: dict[tuple[int, str | None], tuple[ScoringConfig, Rules]] = {}
+
+
 def rules_for(config: ScoringConfig, segment: str | None) -> Rules:
+    """The rules of ``segment`` (memoised per config object)."""
+    hit = _RULES.get((id(config), segment))
+    if hit is not None and hit[0] is config:
+        return hit[1]
+    rules = _rules_for(config, segment)
+    _RULES[(id(config), segment)] = (config, rules)
+    return rules
+
+
+def _rules_for(config: ScoringConfig, segment: str | None) -> Rules:
     seg = segment if segment in config.activation else config.default_segment
     over = config.segments.get(seg)
 
@@ -402,6 +422,20 @@ def features_of(config: dict[str, Any]) -> list[str]:
     return out
 
 
+def feature_count(c: ConnectionFacts) -> int:
+    """How many advanced features (see ``features_of``), computed once per connection."""
+    if c.features is None:
+        cfg = c.config
+        c.features = (
+            (_n(cfg.get("bidirectional")) > 0)
+            + (_n(cfg.get("custom_fields")) > 0)
+            + (_n(cfg.get("filters")) > 0)
+            + (_n(cfg.get("transformations")) > 0)
+            + (_n(cfg.get("objects")) >= 3)
+        )
+    return c.features
+
+
 def sophistication_score(best: float, mean: float, t: SophisticationThresholds) -> float:
     measure = 0.5 * best + 0.5 * mean
     return interpolate(measure, _increasing([(0, 20), (t.healthy_features, 80), (5, 100)]))
@@ -411,7 +445,7 @@ def sophistication(facts: AccountFacts, rules: Rules) -> Component:
     conns = [c for c in facts.connections if c.activated and c.state != "uninstalled"]
     if not conns:
         return Component(0, "no activated integration to configure", {"connections": 0})
-    feats = [(len(features_of(c.config)), c) for c in conns]
+    feats = [(feature_count(c), c) for c in conns]
     best_n, best = max(feats, key=lambda f: (f[0], f[1].name))
     mean = sum(f[0] for f in feats) / len(feats)
     advanced = sum(1 for f in feats if f[0] > 0)

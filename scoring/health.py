@@ -128,7 +128,7 @@ def _peer_percentiles(conn: Any, config: Config, account_id: str, sc: Any) -> di
     s = AccountScore.__table__
     a = Account.__table__
     stored = {
-        aid: (segment, components, None, None, value)
+        aid: (segment, {n: c["score"] for n, c in (components or {}).items()}, None, None, value)
         for aid, components, segment, value in conn.execute(
             select(s.c.account_id, s.c.components, a.c.segment, s.c.score).select_from(
                 s.join(a, a.c.account_id == s.c.account_id)

@@ -135,7 +135,7 @@ def health_degradation(
         "successes": conn.successes_window,
         "failures": conn.failures_window,
         "attempts": conn.attempts_window,
-        "window_days": rule.window_days,
+        "window_days": 7,
     }
 
 
@@ -145,6 +145,8 @@ def abandonment(
     rule = cfg.abandonment
     if conn.activated_at is None or conn.uninstalled or conn.idle_days is None:
         return None
+    if conn.auth_expired_at is not None:
+        return None  # broken, not abandoned: auth_expired covers it
     threshold = rule.idle_days
     if rule.respect_rhythm:
         threshold = max(threshold, conn.active_window_days)

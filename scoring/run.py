@@ -14,6 +14,7 @@ integers) and written only where they changed.
 
 from __future__ import annotations
 
+import gc
 import time as _time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -22,12 +23,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, bindparam, func, or_, select
+import orjson
+from sqlalchemy import Engine, String, func, or_, select, type_coerce
 
 from integration_signals.settings import COMPONENTS, Config
-from scoring.facts import AccountFacts, load_facts_conn
+from scoring.facts import AccountFacts, load_facts, load_facts_conn
 from scoring.score import Score, score
-from store.models import Account, AccountScore, Connection, ScoreHistory, ScoringRun
+from store.bulk import Bulk
+from store.models import Account, AccountScore, ScoringRun
 from store.sql import as_utc, chunked, utcnow
 
 _CHUNK = 500
@@ -47,6 +50,7 @@ class ScoringReport:
     percentiles_updated: int = 0
     run_id: int | None = None
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
     scores: dict[str, Score] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
@@ -60,6 +64,7 @@ class ScoringReport:
             "percentiles_updated": self.percentiles_updated,
             "run_id": self.run_id,
             "seconds": round(self.seconds, 3),
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
         }
 
 
@@ -111,6 +116,25 @@ def score_accounts(
     """Rescore what can have changed (all with ``full``, exactly ``account_ids`` when
     given) as of ``as_of``'s UTC day and write account_scores, score_history,
     connection states and a scoring_runs record."""
+    # Millions of short-lived objects and no cycles: the cyclic GC would only
+    # re-walk them over and over.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _score_accounts(engine, config, as_of=as_of, full=full, account_ids=account_ids)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _score_accounts(
+    engine: Engine,
+    config: Config,
+    *,
+    as_of: datetime,
+    full: bool,
+    account_ids: Iterable[str] | None,
+) -> ScoringReport:
     clock = _time.perf_counter()
     as_of = as_utc(as_of) or utcnow()
     day = as_of.date()
@@ -130,15 +154,33 @@ def score_accounts(
             total = conn.execute(select(func.count()).select_from(a)).scalar_one()
             if len(targets) >= total:
                 targets = None
-        facts = (
-            load_facts_conn(conn, config, as_of=day, account_ids=targets)
-            if targets is None or targets
-            else {}
-        )
+        report.timings["select"] = _time.perf_counter() - clock
+        if targets is None:
+            facts = load_facts(engine, config, as_of=day)
+        elif targets:
+            facts = load_facts_conn(conn, config, as_of=day, account_ids=targets)
+        else:
+            facts = {}
+        report.timings["read"] = _time.perf_counter() - clock
         scores = {aid: score(f, config.scoring) for aid, f in facts.items()}
+        report.timings["score"] = _time.perf_counter() - clock
         report.scores = scores
         report.rescored = sorted(scores)
-        _write(conn, config, report, facts, scores, as_of=as_of, scored_at=started)
+        _write(
+            conn,
+            config,
+            report,
+            facts,
+            scores,
+            as_of=as_of,
+            scored_at=started,
+            everyone=targets is None,
+        )
+        report.timings["write"] = _time.perf_counter() - clock
+        if not report.accounts:
+            report.accounts = conn.execute(
+                select(func.count()).select_from(AccountScore.__table__)
+            ).scalar_one()
         run = ScoringRun.__table__
         report.run_id = conn.execute(
             run.insert()
@@ -159,6 +201,65 @@ def score_accounts(
     return report
 
 
+_SCORE_COLUMNS = (
+    "account_id",
+    "as_of",
+    "scored_at",
+    "score",
+    "band",
+    "stage",
+    "components",
+    "reason",
+    "active_integrations",
+    "percentiles",
+    "config_version",
+    "inputs_hash",
+    "details",
+    "segments",
+)
+_HISTORY_COLUMNS = (
+    "account_id",
+    "as_of",
+    "scored_at",
+    "score",
+    "band",
+    "stage",
+    "components",
+    "config_version",
+)
+
+
+def _read_stored(conn: Any, *, with_components: bool) -> dict[str, tuple[Any, ...]]:
+    """(segment, component scores, percentiles, fingerprint, score) of every scored
+    account. Component scores come from the small ``details.component_scores`` copy,
+    not from parsing every (large) components document."""
+    s = AccountScore.__table__
+    a = Account.__table__
+    cols = [
+        s.c.account_id,
+        type_coerce(s.c.percentiles, String),
+        s.c.inputs_hash,
+        a.c.segment,
+        s.c.score,
+        type_coerce(s.c.details, String) if with_components else s.c.score,
+    ]
+    stored: dict[str, tuple[Any, ...]] = {}
+    for aid, percentiles, fingerprint, segment, value, details in conn.execute(
+        select(*cols).select_from(s.join(a, a.c.account_id == s.c.account_id))
+    ):
+        components = None
+        if with_components:
+            components = (_loads(details) or {}).get("component_scores")
+        stored[aid] = (segment, components, _loads(percentiles), fingerprint, value)
+    return stored
+
+
+def _loads(value: Any) -> Any:
+    if value is None or not isinstance(value, str | bytes):
+        return value
+    return orjson.loads(value)
+
+
 def _write(
     conn: Any,
     config: Config,
@@ -168,122 +269,111 @@ def _write(
     *,
     as_of: datetime,
     scored_at: datetime,
+    everyone: bool,
 ) -> None:
+    """Write what the run found: changed and new score rows (segments only on insert),
+    history for changes, percentiles that moved, connection states that changed."""
     s = AccountScore.__table__
-    a = Account.__table__
-    # Everyone's stored component scores, for percentiles and change detection.
-    stored: dict[str, tuple[Any, ...]] = {}
-    for aid, components, percentiles, fingerprint, segment, value in conn.execute(
-        select(
-            s.c.account_id,
-            s.c.components,
-            s.c.percentiles,
-            s.c.inputs_hash,
-            a.c.segment,
-            s.c.score,
-        ).select_from(s.join(a, a.c.account_id == s.c.account_id))
-    ):
-        stored[aid] = (segment, components, percentiles, fingerprint, value)
+    if not scores:
+        return
+    stored = _read_stored(conn, with_components=not everyone)
     report.accounts = len(set(stored) | set(scores))
     percentiles = _percentiles(config, stored, scores)
-
-    new_rows, changed_rows, same_ids, history = [], [], [], []
+    bulk = Bulk(conn)
+    ts_as_of, ts_scored = bulk.ts(as_of), bulk.ts(scored_at)
+    upserts, same_ids, history = [], [], []
     for aid, sc in scores.items():
         fp = sc.fingerprint()
-        row = {
-            "account_id": aid,
-            "as_of": as_of,
-            "scored_at": scored_at,
-            "score": sc.score,
-            "band": sc.band,
-            "stage": sc.stage,
-            "components": sc.components,
-            "reason": sc.reason,
-            "active_integrations": sc.active_integrations,
-            "percentiles": percentiles.get(aid),
-            "config_version": config.version,
-            "inputs_hash": fp,
-            "details": sc.details,
-        }
         old = stored.get(aid)
-        if old is None:
-            new_rows.append({**row, "segments": []})
-            report.created.append(aid)
-        elif old[3] != fp:
-            changed_rows.append(row)
-        else:
+        if old is not None and old[3] == fp:
             same_ids.append(aid)
             continue
+        if old is None:
+            report.created.append(aid)
         report.changed.append(aid)
+        upserts.append(
+            (
+                aid,
+                ts_as_of,
+                ts_scored,
+                sc.score,
+                sc.band,
+                sc.stage,
+                bulk.json(sc.components),
+                sc.reason,
+                sc.active_integrations,
+                bulk.json(percentiles.get(aid)),
+                config.version,
+                fp,
+                bulk.json(sc.details),
+                "[]",
+            )
+        )
         history.append(
-            {
-                "account_id": aid,
-                "as_of": as_of,
-                "scored_at": scored_at,
-                "score": sc.score,
-                "band": sc.band,
-                "stage": sc.stage,
-                "components": {n: c["score"] for n, c in sc.components.items()},
-                "segments": None,
-                "config_version": config.version,
-            }
+            (
+                aid,
+                ts_as_of,
+                ts_scored,
+                sc.score,
+                sc.band,
+                sc.stage,
+                bulk.json({n: c["score"] for n, c in sc.components.items()}),
+                config.version,
+            )
         )
     report.changed.sort()
-    if new_rows:
-        conn.execute(s.insert(), new_rows)
-    if changed_rows:
-        cols = [k for k in changed_rows[0] if k != "account_id"]
-        conn.execute(
-            s.update()
-            .where(s.c.account_id == bindparam("b_account_id"))
-            .values({k: bindparam(f"b_{k}") for k in cols}),
-            [{f"b_{k}": v for k, v in r.items()} for r in changed_rows],
-        )
+    bulk.upsert_many(
+        "account_scores",
+        _SCORE_COLUMNS,
+        upserts,
+        conflict="account_id",
+        # segments belong to the signals layer: set on insert, never overwritten
+        updates={c: f"excluded.{c}" for c in _SCORE_COLUMNS[1:-1]},
+    )
     for part in chunked(sorted(same_ids), _CHUNK):
         conn.execute(
             s.update()
             .where(s.c.account_id.in_(part))
             .values(as_of=as_of, scored_at=scored_at, config_version=config.version)
         )
-    # Percentiles move for accounts that were not rescored too: write where they changed.
+    # Percentiles move for accounts whose score did not change too: write where they did.
+    unchanged = set(same_ids)
     moved = [
-        {"b_account_id": aid, "b_percentiles": pct}
+        (bulk.json(pct), aid)
         for aid, pct in percentiles.items()
-        if aid not in scores and aid in stored and stored[aid][2] != pct
+        if aid in stored and (aid not in scores or aid in unchanged) and stored[aid][2] != pct
     ]
-    same_pct = [
-        {"b_account_id": aid, "b_percentiles": percentiles[aid]}
-        for aid in same_ids
-        if stored[aid][2] != percentiles.get(aid)
-    ]
-    if moved or same_pct:
-        conn.execute(
-            s.update()
-            .where(s.c.account_id == bindparam("b_account_id"))
-            .values(percentiles=bindparam("b_percentiles")),
-            moved + same_pct,
-        )
-    report.percentiles_updated = len(moved) + len(same_pct)
-    if history:
-        conn.execute(ScoreHistory.__table__.insert(), history)
-    _write_states(conn, facts, as_of)
-
-
-def _write_states(conn: Any, facts: dict[str, AccountFacts], as_of: datetime) -> None:
-    c = Connection.__table__
-    changes = [
-        {"b_id": f.connection_id, "b_state": f.state}
+    _executemany(conn, "UPDATE account_scores SET percentiles = {p} WHERE account_id = {p}", moved)
+    report.percentiles_updated = len(moved)
+    ph = ", ".join([bulk.ph] * len(_HISTORY_COLUMNS))
+    _executemany(
+        conn,
+        f"INSERT INTO score_history ({', '.join(_HISTORY_COLUMNS)}) VALUES ({ph})",
+        history,
+    )
+    states = [
+        (f.state, ts_as_of, f.connection_id)
         for account in facts.values()
         for f in account.connections
         if f.stored_state != f.state
     ]
-    if changes:
-        conn.execute(
-            c.update()
-            .where(c.c.connection_id == bindparam("b_id"))
-            .values(state=bindparam("b_state"), state_as_of=as_of),
-            changes,
-        )
+    _executemany(
+        conn,
+        "UPDATE connections SET state = {p}, state_as_of = {p} WHERE connection_id = {p}",
+        states,
+    )
+
+
+def _executemany(conn: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """Plain DBAPI executemany (``{p}`` is the driver's placeholder)."""
+    if not rows:
+        return
+    bulk = Bulk(conn)
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.executemany(sql.replace("{p}", bulk.ph), rows)
+    finally:
+        cursor.close()
 
 
 def _percentiles(
@@ -300,7 +390,7 @@ def _percentiles(
         if aid in scores or not components:
             continue
         seg = segment if segment in segments else default
-        values = [int(components.get(n, {}).get("score", 0)) for n in COMPONENTS]
+        values = [int(components.get(n) or 0) for n in COMPONENTS]
         values.append(int(value))
         by_segment[seg].append((aid, values))
     for aid, sc in scores.items():
@@ -323,3 +413,30 @@ def _percentiles(
             pct["peers"] = n
             out[aid] = pct
     return out
+
+
+def current_scores(engine: Engine) -> list[dict[str, Any]]:
+    """Every account's current score row (rescored this run or not), by account id."""
+    s = AccountScore.__table__
+    a = Account.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                s.c.account_id,
+                a.c.name,
+                a.c.segment,
+                s.c.score,
+                s.c.band,
+                s.c.stage,
+                s.c.reason,
+                s.c.active_integrations,
+                s.c.components,
+                s.c.segments,
+                s.c.percentiles,
+                s.c.as_of,
+                s.c.scored_at,
+            )
+            .select_from(s.join(a, a.c.account_id == s.c.account_id))
+            .order_by(s.c.account_id)
+        ).mappings()
+        return [{**r, "segments": r["segments"] or []} for r in rows]

@@ -111,7 +111,11 @@ def score(facts: AccountFacts, config: ScoringConfig) -> Score:
     }
     active = parts["activation_depth"].inputs["active_integrations"]
     day = max(0, (facts.as_of - facts.tenure_start()).days)
-    details: dict[str, Any] = {"tenure_days": day}
+    # A compact copy of the component scores (what percentiles are computed from).
+    details: dict[str, Any] = {
+        "tenure_days": day,
+        "component_scores": {name: part.score for name, part in parts.items()},
+    }
     if 0 <= day < rules.onboarding_days:
         progress = onboarding_progress(facts, parts["health_status"], day)
         details["onboarding"] = progress

@@ -1,13 +1,11 @@
 """The facts the signal rules read, per account and per connection, as of a moment.
 
-Aggregation runs as SQLAlchemy Core over ``daily_usage``, ``connections`` and
-``accounts`` (the same statements on SQLite and PostgreSQL); everything after the
-queries is plain Python over small rows. Usage windows are whole UTC days: a window
-of N days "as of" a moment is the N days ending with that moment's day (today
-included) for counts and ratios, and the N whole days before it for daily averages.
-
-Connection lifecycle facts are the latest ones ingest saw; when a fact lies after
-``as_of`` (a backdated run) it is treated as not yet having happened.
+Connection facts are scoring's (``scoring.facts``: states, 7-day sync sums, lifecycle
+replayed to the as-of day), so a signal and the score agree on what is active. This
+module adds what only the rules need, as SQLAlchemy Core over ``daily_usage`` and
+``accounts`` (the same statements on SQLite and PostgreSQL): the last day with any
+usage per connection, and per account the daily API calls over the trend window
+(whole UTC days before the as-of day) with their least-squares projection.
 """
 
 from __future__ import annotations
@@ -19,11 +17,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import Engine, and_, func, select
 from sqlalchemy.engine import Connection as DbConnection
 
-from integration_signals.settings import ACTIVE_WINDOW_DAYS, Config
-from store.models import Account, AccountScore, Connection, DailyUsage, Integration
+from integration_signals.settings import Config
+from scoring.facts import load_facts
+from store.models import Account, AccountScore, DailyUsage
 from store.sql import as_utc, chunked
 
 _CHUNK = 500
@@ -40,8 +39,9 @@ class ConnectionFacts:
     active_window_days: int
     activated_at: datetime | None  # first successful sync, if by as_of
     uninstalled: bool
-    active: bool  # last successful sync inside the integration's active window
-    successes_window: int  # in the health window (today included)
+    active: bool  # scoring's state: active (a good sync inside the active window)
+    state: str  # active | broken | idle | uninstalled | installed (scoring's)
+    successes_window: int  # the last 7 days, today included
     failures_window: int
     last_success_day: date | None
     last_usage_day: date | None  # last day with a sync attempt or API calls
@@ -132,17 +132,31 @@ def project_limit_day(
 
 
 def collect_facts(
-    conn: DbConnection,
+    engine: Engine,
     config: Config,
     *,
     as_of: datetime,
     account_ids: Iterable[str] | None = None,
 ) -> list[AccountFacts]:
-    """Facts for the given accounts (every account when None), as of ``as_of``."""
+    """Facts for the given accounts (every account when None), as of ``as_of``. Reads
+    only; scoring's rollup passes run on two connections when every account is asked."""
+    ids = None if account_ids is None else sorted(set(account_ids))
+    scored = load_facts(engine, config, as_of=as_of.date(), account_ids=ids)
+    with engine.connect() as conn:
+        return _collect(conn, config, scored, as_of=as_of, ids=ids)
+
+
+def _collect(
+    conn: DbConnection,
+    config: Config,
+    scored: dict[str, Any],
+    *,
+    as_of: datetime,
+    ids: list[str] | None,
+) -> list[AccountFacts]:
     sc = config.signals
     a = Account.__table__
     s = AccountScore.__table__
-    ids = None if account_ids is None else sorted(set(account_ids))
     account_rows: list[Any] = []
     base = select(
         a.c.account_id,
@@ -163,12 +177,29 @@ def collect_facts(
     if not account_rows:
         return []
 
-    catalog = {
-        r.key: (r.name, ACTIVE_WINDOW_DAYS.get(r.rhythm, 7))
-        for r in conn.execute(select(Integration.__table__))
+    connections, api_30 = _connections(conn, scored, as_of=as_of, config=config)
+    # The whole days averaged lie inside scoring's 30-day window: an account whose
+    # 30-day total spread over the average window stays below the threshold cannot
+    # reach it, so only the others need their daily series.
+    rule = sc.api_limit_proximity
+    gate = rule.average_days <= 29  # the days averaged, D-n..D-1, lie inside D-29..D
+    limits = {
+        r.account_id: r.api_limit_daily
+        for r in account_rows
+        if r.api_limit_daily
+        and (
+            not gate
+            or api_30.get(r.account_id, 0) / rule.average_days >= rule.threshold * r.api_limit_daily
+        )
     }
-    connections = _connections(conn, ids, as_of=as_of, config=config, catalog=catalog)
-    api = _api_trends(conn, ids, as_of=as_of, config=config)
+    near_set = set(limits)
+    api = _api_trends(
+        conn,
+        [c.connection_id for c in connections if c.account_id in near_set],
+        limits,
+        as_of=as_of,
+        config=config,
+    )
 
     by_account: dict[str, list[ConnectionFacts]] = defaultdict(list)
     for cf in connections:
@@ -213,131 +244,101 @@ def collect_facts(
     return facts
 
 
-def _where_accounts(column: Any, ids: list[str] | None) -> Iterable[Any]:
-    """One filter per chunk of account ids (or a single no-op filter for all)."""
-    if ids is None:
-        yield None
-        return
-    for part in chunked(ids, _CHUNK):
-        yield column.in_(part)
-
-
 def _connections(
     conn: DbConnection,
-    ids: list[str] | None,
+    scored: dict[str, Any],
     *,
     as_of: datetime,
     config: Config,
-    catalog: dict[str, tuple[str, int]],
-) -> list[ConnectionFacts]:
-    c = Connection.__table__
-    u = DailyUsage.__table__
+) -> tuple[list[ConnectionFacts], dict[str, int]]:
+    """Scoring's connection facts as of as_of's day (states, 7-day sums, lifecycle
+    replayed to that day), plus the last day with any usage, which the rules add; and
+    each account's API calls over the last 30 days (scoring's sums)."""
     today = as_of.date()
-    health_first, _ = _day_span(as_of, config.signals.health_degradation.window_days)
+    everyone = [c for a in scored.values() for c in a.connections]
+    # A day with a sync attempt is a day with usage; only a connection whose last
+    # attempt is at least idle_days old can be abandoned, and only for those does a
+    # later day with API calls alone matter: ask the rollups about them alone.
+    idle_floor = config.signals.abandonment.idle_days
+    last_usage: dict[str, date | None] = {}
+    candidates: list[str] = []
+    for c in everyone:
+        days = [d for d in (c.last_success_day, c.last_failure_day) if d is not None]
+        last_usage[c.connection_id] = max(days) if days else None
+        recent = days and (today - max(days)).days < idle_floor
+        if c.activated_at is not None and c.state != "uninstalled" and not recent:
+            candidates.append(c.connection_id)
+    u = DailyUsage.__table__
     used = (u.c.successes + u.c.failures + u.c.api_calls) > 0
-    usage_q = select(
-        u.c.connection_id,
-        func.sum(case((u.c.day >= health_first, u.c.successes), else_=0)).label("succ"),
-        func.sum(case((u.c.day >= health_first, u.c.failures), else_=0)).label("fail"),
-        func.max(case((u.c.successes > 0, u.c.day))).label("last_success_day"),
-        func.max(case((used, u.c.day))).label("last_usage_day"),
-    ).group_by(u.c.connection_id)
-    conn_q = select(
-        c.c.connection_id,
-        c.c.account_id,
-        c.c.integration,
-        c.c.activated_at,
-        c.c.last_installed_at,
-        c.c.uninstalled_at,
-        c.c.auth_expired_at,
-        c.c.auth_restored_at,
+    usage_q = (
+        select(u.c.connection_id, func.max(u.c.day).label("last_usage_day"))
+        .where(u.c.day <= today, used)
+        .group_by(u.c.connection_id)
     )
-    usage: dict[str, Any] = {}
-    rows: list[Any] = []
-    for where in _where_accounts(u.c.account_id, ids):
-        q = usage_q.where(u.c.day <= today)
-        if where is not None:
-            q = q.where(where)
-        usage.update({r.connection_id: r for r in conn.execute(q)})
-    for where in _where_accounts(c.c.account_id, ids):
-        q = conn_q if where is None else conn_q.where(where)
-        rows.extend(conn.execute(q))
+    for part in chunked(candidates, _CHUNK):
+        for r in conn.execute(usage_q.where(u.c.connection_id.in_(part))):
+            last_usage[r.connection_id] = _as_date(r.last_usage_day)
 
     out = []
-    for r in rows:
-        name, window = catalog.get(r.integration, (r.integration, 7))
-        us = usage.get(r.connection_id)
-        activated = as_utc(r.activated_at)
-        if activated is not None and activated > as_of:
-            activated = None
-        uninstalled_at = as_utc(r.uninstalled_at)
-        reinstalled_at = as_utc(r.last_installed_at)
-        uninstalled = (
-            uninstalled_at is not None
-            and uninstalled_at <= as_of
-            and (reinstalled_at is None or reinstalled_at <= uninstalled_at)
-        )
-        last_success_day = _as_date(us.last_success_day) if us else None
-        last_usage_day = _as_date(us.last_usage_day) if us else None
-        active = (
-            not uninstalled
-            and last_success_day is not None
-            and (today - last_success_day).days < window
-        )
-        expired = as_utc(r.auth_expired_at)
-        restored = as_utc(r.auth_restored_at)
+    api_30: dict[str, int] = defaultdict(int)
+    for c in everyone:
+        api_30[c.account_id] += c.api_calls_30
+        uninstalled = c.state == "uninstalled"
+        expired, restored = c.auth_expired_at, c.auth_restored_at
         broken_auth = (
-            expired is not None
-            and expired <= as_of
-            and not uninstalled
-            and (restored is None or restored > as_of or restored < expired)
+            expired is not None and not uninstalled and (restored is None or restored < expired)
         )
+        last_used = last_usage.get(c.connection_id)
         out.append(
             ConnectionFacts(
-                connection_id=r.connection_id,
-                account_id=r.account_id,
-                integration=r.integration,
-                integration_name=name,
-                active_window_days=window,
-                activated_at=activated,
+                connection_id=c.connection_id,
+                account_id=c.account_id,
+                integration=c.integration.key,
+                integration_name=c.integration.name,
+                active_window_days=c.integration.window_days,
+                activated_at=c.activated_at,
                 uninstalled=uninstalled,
-                active=active,
-                successes_window=int(us.succ or 0) if us else 0,
-                failures_window=int(us.fail or 0) if us else 0,
-                last_success_day=last_success_day,
-                last_usage_day=last_usage_day,
-                idle_days=(today - last_usage_day).days if last_usage_day else None,
+                active=c.state == "active",
+                state=c.state,
+                successes_window=c.successes_7,
+                failures_window=c.failures_7,
+                last_success_day=c.last_success_day,
+                last_usage_day=last_used,
+                idle_days=(today - last_used).days if last_used else None,
                 auth_expired_at=expired if broken_auth else None,
             )
         )
-    return out
+    return out, dict(api_30)
 
 
 def _api_trends(
-    conn: DbConnection, ids: list[str] | None, *, as_of: datetime, config: Config
+    conn: DbConnection,
+    connection_ids: list[str],
+    limits: dict[str, int],
+    *,
+    as_of: datetime,
+    config: Config,
 ) -> dict[str, ApiTrend]:
-    """Per account: daily API calls over the whole days before as_of's day."""
+    """Per account with an API limit: daily API calls over the whole days before
+    as_of's day, their average and least-squares projection."""
     rule = config.signals.api_limit_proximity
     u = DailyUsage.__table__
-    a = Account.__table__
     today = as_of.date()
     span = max(rule.trend_days, rule.average_days)
     first = today - timedelta(days=span)
     q = (
         select(u.c.account_id, u.c.day, func.sum(u.c.api_calls).label("calls"))
-        .where(and_(u.c.day >= first, u.c.day < today))
-        .where(u.c.account_id.in_(select(a.c.account_id).where(a.c.api_limit_daily > 0)))
+        .where(and_(u.c.day >= first, u.c.day < today, u.c.api_calls > 0))
         .group_by(u.c.account_id, u.c.day)
     )
     series: dict[str, list[int]] = {}
-    for where in _where_accounts(u.c.account_id, ids):
-        for r in conn.execute(q if where is None else q.where(where)):
+    for part in chunked(connection_ids, _CHUNK):
+        for r in conn.execute(q.where(u.c.connection_id.in_(part))):
+            day = _as_date(r.day)
+            if r.account_id not in limits or day is None:
+                continue
             days = series.setdefault(r.account_id, [0] * span)
-            days[(_as_date(r.day) - first).days] += int(r.calls or 0)
-    limits = {}
-    for where in _where_accounts(a.c.account_id, ids):
-        lq = select(a.c.account_id, a.c.api_limit_daily).where(a.c.api_limit_daily > 0)
-        limits.update(dict(conn.execute(lq if where is None else lq.where(where)).all()))
+            days[(day - first).days] += int(r.calls or 0)
     out = {}
     for account_id, days in series.items():
         average = sum(days[-rule.average_days :]) / rule.average_days

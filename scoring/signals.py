@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy import Engine, and_, func, select, text, update
 from sqlalchemy.engine import Connection
 
 from integration_signals.settings import Config, SignalsConfig
@@ -27,7 +27,7 @@ from scoring import tasks as task_ops
 from scoring.rules import FEED_STALE, GLOBAL, KINDS, RULES, Rule
 from scoring.signal_facts import AccountFacts, collect_facts
 from store.feed import last_event_seen
-from store.models import AccountScore, Signal, Task
+from store.models import AccountScore, Signal, Task, TaskEvent
 from store.sql import as_utc, chunked, insert_for
 
 SEGMENT_ORDER = ("expansion-ready", "at-risk", "onboarding")
@@ -89,20 +89,23 @@ def evaluate_signals(
     cfg = config.signals
     report = SignalsReport(as_of=as_of)
     ids = None if account_ids is None else sorted(set(account_ids))
+    # Facts first, outside the writing transaction (which then stays short).
+    facts = collect_facts(engine, config, as_of=as_of, account_ids=ids)
+    report.accounts = len(facts)
     with engine.begin() as conn:
         report.feed_stale = _guard(conn, cfg, as_of=as_of, report=report)
-        facts = collect_facts(conn, config, as_of=as_of, account_ids=ids)
-        report.accounts = len(facts)
         holding = _conditions(facts, cfg)
         open_now = _open_episodes(conn, ids)
         frozen = report.feed_stale
-        for key, h in sorted(holding.items()):
+        firing = []
+        for key, h in sorted(holding.items(), key=lambda item: item[0]):
             if key in open_now:
                 continue
             if frozen and h.rule.polarity == "risk":
                 report.held_back += 1
                 continue
-            _fire(conn, cfg, key, h, as_of=as_of, report=report)
+            firing.append((key, h))
+        _fire(conn, cfg, firing, as_of=as_of, report=report)
         if not frozen:
             gone = {k: sid for k, sid in open_now.items() if k not in holding}
             _resolve(conn, gone, as_of=as_of, report=report)
@@ -152,7 +155,7 @@ def _guard(conn: Connection, cfg: SignalsConfig, *, as_of: datetime, report: Sig
             ),
             "threshold_hours": cfg.feed_stale_hours,
         }
-        _fire(conn, cfg, key, _Holding(FEED_STALE, None, details), as_of=as_of, report=report)
+        _fire(conn, cfg, [(key, _Holding(FEED_STALE, None, details))], as_of=as_of, report=report)
     elif not stale and open_id is not None:
         _resolve(conn, {key: open_id}, as_of=as_of, report=report)
     return stale
@@ -213,70 +216,85 @@ def _owner(rule: Rule, acct: AccountFacts | None, cfg: SignalsConfig) -> str | N
 def _fire(
     conn: Connection,
     cfg: SignalsConfig,
-    key: Key,
-    holding: _Holding,
+    firing: list[tuple[Key, _Holding]],
     *,
     as_of: datetime,
     report: SignalsReport,
 ) -> None:
-    """Open an episode unless one is open already (then do nothing), with its task."""
-    account_id, kind, subject = key
+    """Open the episodes not open already (an open one is left alone, whoever opened
+    it), each with its task and the task's first history row; in batches."""
+    if not firing:
+        return
     s = Signal.__table__
+    t = Task.__table__
+    by_key = dict(firing)
     stmt = (
         insert_for(conn, s)
-        .values(
-            account_id=account_id,
-            kind=kind,
-            subject=subject,
-            status="open",
-            fired_at=as_of,
-            details=holding.details,
-        )
         .on_conflict_do_nothing(
-            index_elements=["account_id", "kind", "subject"], index_where=s.c.status == "open"
+            index_elements=["account_id", "kind", "subject"], index_where=text("status = 'open'")
         )
-        .returning(s.c.id)
+        .returning(s.c.id, s.c.account_id, s.c.kind, s.c.subject)
     )
-    signal_id = conn.execute(stmt).scalar_one_or_none()
-    if signal_id is None:
-        return  # another run opened it first
-    report.fired.append(
-        {"id": signal_id, "account_id": account_id, "kind": kind, "subject": subject}
-    )
-    rule = holding.rule
-    acct = holding.account
-    context = {
-        **holding.details,
-        "account_name": (acct.name or acct.account_id) if acct else "all accounts",
-    }
-    t = Task.__table__
-    task_id = conn.execute(
-        t.insert()
-        .values(
-            signal_id=signal_id,
-            account_id=account_id,
-            signal_kind=kind,
-            title=rule.task.title(context)[:500],
-            body=rule.task.body(context),
-            owner=_owner(rule, acct, cfg),
-            due_at=rule.task.due(as_of, holding.details, cfg),
-            status=task_ops.OPEN,
-            created_at=as_of,
-            updated_at=as_of,
+    opened: list[tuple[int, Key]] = []
+    for part in chunked(firing, 500):
+        rows = [
+            {
+                "account_id": key[0],
+                "kind": key[1],
+                "subject": key[2],
+                "status": "open",
+                "fired_at": as_of,
+                "details": holding.details,
+            }
+            for key, holding in part
+        ]
+        for r in conn.execute(stmt, rows):
+            opened.append((r.id, (r.account_id, r.kind, r.subject)))
+    opened.sort()
+    task_rows = []
+    for signal_id, key in opened:
+        holding = by_key[key]
+        rule, acct = holding.rule, holding.account
+        report.fired.append(
+            {"id": signal_id, "account_id": key[0], "kind": key[1], "subject": key[2]}
         )
-        .returning(t.c.id)
-    ).scalar_one()
-    task_ops.record_event(
-        conn,
-        task_id,
-        at=as_of,
-        actor=task_ops.SYSTEM,
-        action="create",
-        from_status=None,
-        to_status=task_ops.OPEN,
-        note=f"signal {signal_id} {kind} fired",
-    )
-    report.tasks_created += 1
+        context = {
+            **holding.details,
+            "account_name": (acct.name or acct.account_id) if acct else "all accounts",
+        }
+        task_rows.append(
+            {
+                "signal_id": signal_id,
+                "account_id": key[0],
+                "signal_kind": key[1],
+                "title": rule.task.title(context)[:500],
+                "body": rule.task.body(context),
+                "owner": _owner(rule, acct, cfg),
+                "due_at": rule.task.due(as_of, holding.details, cfg),
+                "status": task_ops.OPEN,
+                "created_at": as_of,
+                "updated_at": as_of,
+            }
+        )
+    events = []
+    for part in chunked(task_rows, 500):
+        for task_id, signal_id, kind in conn.execute(
+            t.insert().returning(t.c.id, t.c.signal_id, t.c.signal_kind), list(part)
+        ):
+            events.append(
+                {
+                    "task_id": task_id,
+                    "at": as_of,
+                    "actor": task_ops.SYSTEM,
+                    "action": "create",
+                    "from_status": None,
+                    "to_status": task_ops.OPEN,
+                    "note": f"signal {signal_id} {kind} fired",
+                }
+            )
+    if events:
+        conn.execute(TaskEvent.__table__.insert(), events)
+    report.tasks_created += len(events)
 
 
 def _resolve(

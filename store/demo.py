@@ -365,9 +365,9 @@ def _acme(b: _Builder) -> None:
             pattern="healthy",
             syncs_per_day=per_day,
             base_records=records,
-            growth=0.17,
+            growth=0.25,
             fail_rate=0.0 if integration != "zendesk" else 0.04,
-            depth=0.95,
+            depth=0.6,
             recent_fail_rate=0.15 if integration == "zendesk" else 0.0,
         )
 

@@ -102,15 +102,18 @@ def digest(ctx: typer.Context, as_of: str | None = AS_OF_OPT, as_json: bool = JS
 @bot_app.command("manifest")
 @guarded
 def manifest(
+    ctx: typer.Context,
     url: str = typer.Option(
         "https://example.com", "--url", help="Public base URL of `signals serve` / `signals bot`."
     ),
 ) -> None:
     """Print the Slack app manifest (YAML) with your request URL filled in; paste it
     at api.slack.com/apps -> Create New App -> From an app manifest."""
+    command = runtime(ctx).config.bot.command
     text = (
         (resources.files("bot") / "manifest.yaml")
         .read_text("utf-8")
         .replace("https://example.com", url.rstrip("/"))
+        .replace("command: /integration-health", f"command: {command}")
     )
     print(text, end="")

@@ -181,6 +181,7 @@ def test_a_click_on_a_stale_message_is_refused_politely_and_refreshes_it(
     (answer,) = slack.responses()
     assert answer["response_type"] == "ephemeral" and answer["replace_original"] is False
     assert "already claimed by W0ALEX" in answer["text"]
+    assert "already claimed by <@W0ALEX>" in answer["blocks"][0]["text"]["text"]
     assert task_row(engine, task_id)["claimed_by"] == "W0ALEX"
     slack.wait_for(lambda r: r.api == "chat.update", count=2)
 
@@ -257,3 +258,32 @@ def test_posting_without_a_token_names_the_variable(engine: Engine, config: Conf
 
     with pytest.raises(SlackNotConfigured, match="SLACK_BOT_TOKEN"):
         post_pending_tasks(engine, config, Settings(), now=NOW)
+
+
+def test_the_feed_stale_alert_is_posted_once_for_all_accounts(
+    engine: Engine, config: Config, settings: Settings, slack: FakeSlack
+):
+    add_task(
+        engine,
+        account_id="*",
+        signal_kind="feed_stale",
+        title="Event feed stale: no events for 7 hours",
+        body="Risk signals and CRM writes are on hold until events flow again.",
+        owner=None,
+    )
+    assert post_pending_tasks(engine, config, settings, now=NOW).sent == 1
+    assert post_pending_tasks(engine, config, settings, now=NOW).sent == 0
+    (post,) = slack.calls("chat.postMessage")
+    assert post.body["channel"] == "C0TASKS"
+    assert "*Event feed stale: no events for 7 hours*\nAll accounts" in _text(post.body)
+
+
+def test_a_rate_limited_post_waits_for_retry_after_and_goes_out_once(
+    engine: Engine, config: Config, settings: Settings, slack: FakeSlack, accounts
+):
+    task_id = add_task(engine)
+    slack.fail_next["chat.postMessage"] = "ratelimited"  # HTTP 429, Retry-After: 0
+    report = post_pending_tasks(engine, config, settings, now=NOW)
+    assert (report.sent, report.failed) == (1, 0)
+    assert len(slack.calls("chat.postMessage")) == 2  # the 429, then the retry
+    assert len(slack.messages) == 1 and task_row(engine, task_id)["slack_ts"]

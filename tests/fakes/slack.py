@@ -133,6 +133,7 @@ class FakeSlack:
         self.rejected: list[tuple[str, list[str]]] = []
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.fail_next: dict[str, str] = {}  # method -> error to answer once
+        self.socket_url: str | None = None  # apps.connections.open answers this
         self._ts = itertools.count(1)
         self._urls = itertools.count(1)
         self._lock = threading.Condition()
@@ -252,6 +253,10 @@ class FakeSlack:
         if not r.path.startswith("/api/"):
             return 404, {"ok": False, "error": "unknown_method"}, {}
         token = r.headers.get("authorization", "")
+        if r.api == "apps.connections.open":  # Socket Mode: the app-level token
+            if not token.startswith("Bearer xapp-") or not self.socket_url:
+                return 200, {"ok": False, "error": "invalid_auth"}, {}
+            return 200, {"ok": True, "url": self.socket_url}, {}
         if not token.startswith("Bearer xoxb-"):
             return 200, {"ok": False, "error": "invalid_auth"}, {}
         api = r.api

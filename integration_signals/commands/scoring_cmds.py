@@ -1,0 +1,443 @@
+"""Commands over scoring: score, health, funnel, retention, ttv."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from integration_signals.cli import app, guarded, runtime
+from integration_signals.runtime import UserError, emit, iso, parse_as_of, stderr
+
+JSON_OPT = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+AS_OF_OPT = typer.Option(
+    None, "--as-of", help="Score / report as of this UTC day (timestamp or date; default now)."
+)
+SEGMENT_OPT = typer.Option(
+    None, "--segment", help="Only this segment: smb, mid_market, enterprise."
+)
+
+COMPONENT_LABELS = {
+    "activation_depth": "Activation Depth",
+    "usage_volume": "Usage Volume",
+    "health_status": "Health Status",
+    "frequency": "Frequency",
+    "sophistication": "Sophistication",
+    "growth": "Growth Trajectory",
+}
+BAND_STYLE = {"healthy": "green", "watch": "yellow", "at_risk": "red"}
+STATE_MARK = {
+    "active": "[green]●[/] active",
+    "broken": "[red]✖[/] broken",
+    "idle": "[yellow]◌[/] idle",
+    "installed": "[blue]○[/] installed",
+    "uninstalled": "[dim]– uninstalled[/]",
+}
+
+
+def _segment(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from store.accounts import BadAccount, normalize_segment
+
+    try:
+        return normalize_segment(value)
+    except BadAccount as exc:
+        raise typer.BadParameter(str(exc), param_hint="--segment") from None
+
+
+def _since(value: str | None) -> date | None:
+    return None if value is None else parse_as_of(value).date()
+
+
+# ---------------------------------------------------------------- score
+
+
+@app.command()
+@guarded
+def score(
+    ctx: typer.Context,
+    as_of: str | None = AS_OF_OPT,
+    full: bool = typer.Option(False, "--full", help="Rescore every account, not only changed."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Score accounts (only what can have changed, unless --full), then list every
+    account's current score."""
+    from scoring.run import current_scores, score_accounts
+    from scoring.signals import evaluate_signals
+
+    rt = runtime(ctx)
+    when = parse_as_of(as_of)
+    report = score_accounts(rt.engine, rt.config, as_of=when, full=full)
+    # The signal rules run after every scoring run, at the same clock; time alone can
+    # start or end an episode, so every account is evaluated.
+    signals = evaluate_signals(rt.engine, rt.config, as_of=when)
+    data = {
+        "as_of": when,
+        "run": report.as_json(),
+        "signals": signals.as_json(),
+        "accounts": current_scores(rt.engine),
+    }
+    emit(data, as_json=as_json, render=_render_scores)
+
+
+def _render_scores(d: dict[str, Any]) -> None:
+    run = d["run"]
+    console = Console()
+    table = Table(
+        title=f"integration health as of {iso(d['as_of'])}: {run['rescored']:,} rescored, "
+        f"{run['changed']:,} changed, {run['accounts']:,} accounts ({run['seconds']}s)"
+    )
+    for col in ("account", "name", "segment", "score", "band", "stage", "top reason"):
+        table.add_column(col, overflow="fold")
+    for row in sorted(d["accounts"], key=lambda r: (r["score"], r["account_id"])):
+        style = BAND_STYLE.get(row["band"], "")
+        table.add_row(
+            row["account_id"],
+            row["name"] or "",
+            row["segment"] or "",
+            str(row["score"]),
+            f"[{style}]{row['band']}[/]",
+            row["stage"],
+            (row["reason"] or "")[:90],
+        )
+    console.print(table)
+    if "signals" in d:
+        sig = d["signals"]
+        console.print(
+            f"signals: {len(sig['fired'])} fired, {len(sig['resolved'])} resolved,"
+            f" {sig['open_signals']} open; {sig['tasks_created']} tasks created"
+            + (
+                " — event feed stale: risk signals and CRM writes on hold"
+                if sig["feed_stale"]
+                else ""
+            ),
+            highlight=False,
+        )
+
+
+# ---------------------------------------------------------------- health
+
+
+def resolve_one(engine: Any, text: str) -> str:
+    """An ACCOUNT argument resolved like the Slack bot: id, exact name, domain, fuzzy."""
+    from store.accounts import resolve_account
+
+    found = resolve_account(engine, text)
+    if found.account is not None:
+        return found.account.account_id
+    if found.accounts:
+        for acc in found.accounts:
+            stderr.print(f"  {acc.account_id}  {acc.name or ''}  {acc.domain or ''}")
+        names = ", ".join(f"{a.name} ({a.account_id})" for a in found.accounts)
+        raise UserError(
+            f"{len(found.accounts)} accounts match {text!r}: {names}; give the account id"
+        )
+    nearest = ", ".join(found.suggestions) or "none"
+    raise UserError(f"no account matches {text!r}; nearest: {nearest}")
+
+
+@app.command()
+@guarded
+def health(
+    ctx: typer.Context,
+    account: str = typer.Argument(..., help="Account id, exact name, domain or a fuzzy name."),
+    as_of: str | None = AS_OF_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """One account's integration health card: score, components, integrations."""
+    from scoring.health import account_health
+
+    rt = runtime(ctx)
+    account_id = resolve_one(rt.engine, account)
+    data = account_health(rt.engine, rt.config, account_id, as_of=parse_as_of(as_of))
+    emit(data, as_json=as_json, render=render_health)
+
+
+def _fmt_count(value: float) -> str:
+    if value >= 1_000_000:
+        return f"{value / 1_000_000:.1f}M"
+    if value >= 1000:
+        return f"{value / 1000:.1f}K"
+    return f"{value:.0f}"
+
+
+def _ago(when: datetime | None, as_of: datetime) -> str:
+    if when is None:
+        return "never"
+    hours = (as_of - when).total_seconds() / 3600
+    if hours < 1:
+        return "<1h ago"
+    if hours < 48:
+        return f"{hours:.0f}h ago"
+    return f"{hours / 24:.0f}d ago"
+
+
+def render_health(d: dict[str, Any], console: Console | None = None) -> None:
+    """The seeds' dashboard card in the terminal."""
+    console = console or Console()
+    mrr = f"${d['mrr']:,.0f}" if d["mrr"] is not None else "n/a"
+    console.print(
+        f"[bold]Customer: {d['name'] or d['account_id']}[/] | Plan: {(d['plan'] or 'n/a').title()}"
+        f" | Segment: {d['segment'] or 'n/a'} | MRR: {mrr}",
+        markup=True,
+        highlight=False,
+    )
+    console.print("━" * 72)
+    live = [i for i in d["integrations"] if i["state"] != "uninstalled"]
+    table = Table(
+        title=f"INTEGRATIONS ({d['active_integrations']} active)",
+        title_justify="left",
+        show_edge=True,
+    )
+    for col in ("integration", "state", "success 7d", "volume/day", "last good sync"):
+        table.add_column(col)
+    for i in live:
+        rate = i["success_rate_7d"]
+        table.add_row(
+            i["name"],
+            STATE_MARK.get(i["state"], i["state"]),
+            "–" if rate is None else f"{rate * 100:.0f}%",
+            _fmt_count(i["records_per_day"]),
+            _ago(i["last_success_at"], d["as_of"]),
+        )
+    console.print(table)
+    console.print("[bold]HEALTH SIGNALS[/]")
+    pct = d.get("percentiles") or {}
+    for name, label in COMPONENT_LABELS.items():
+        comp = d["components"][name]
+        peer = f" p{pct[name]}" if name in pct else ""
+        console.print(
+            f"  {label + ':':<20}{comp['score']:>3}/100  [dim]w{comp['weight']:g}{peer}[/]"
+            f"  ({comp['reason']})",
+            highlight=False,
+        )
+    style = BAND_STYLE.get(d["band"], "")
+    trend = d["trend_30d"]
+    trend_text = "" if trend is None else f"  ({trend:+d} vs 30 days ago)"
+    stage = "  [cyan]onboarding[/]" if d["stage"] == "onboarding" else ""
+    console.print(
+        f"\n[bold]OVERALL INTEGRATION SCORE: {d['score']}/100 "
+        f"[{style}]{d['band'].replace('_', ' ').title()}[/][/]{trend_text}{stage}",
+        highlight=False,
+    )
+    if d["stage"] == "onboarding" and d.get("onboarding"):
+        console.print(f"  {d['onboarding']['reason']}", highlight=False)
+    if d["segments"]:
+        console.print(f"segments: {', '.join(d['segments'])}")
+    if d["signals"]:
+        console.print("[bold]OPEN SIGNALS[/]")
+        for s in d["signals"]:
+            console.print(f"  {s['kind']} {s['subject'] or ''} since {iso(s['fired_at'])}")
+    if d["tasks"]:
+        console.print("[bold]OPEN TASKS[/]")
+        for t in d["tasks"]:
+            console.print(f"  #{t['id']} {t['title']} ({t['status']}, owner {t['owner']})")
+    crm = d["crm"]
+    if crm["salesforce_id"] or crm["hubspot_id"]:
+        console.print(
+            f"[dim]Salesforce {crm['salesforce_id'] or '–'} · HubSpot {crm['hubspot_id'] or '–'}[/]"
+        )
+
+
+# ---------------------------------------------------------------- funnel, retention, ttv
+
+
+def _check_integration(rt: Any, key: str | None) -> str | None:
+    if key is None:
+        return None
+    from sqlalchemy import select
+
+    from store.models import Integration
+
+    key = key.strip().lower()
+    with rt.engine.connect() as conn:
+        known = set(conn.execute(select(Integration.__table__.c.key)).scalars())
+    known |= set(rt.config.integrations)
+    if key not in known:
+        raise UserError(f"unknown integration {key!r}; known: {', '.join(sorted(known))}")
+    return key
+
+
+@app.command()
+@guarded
+def funnel(
+    ctx: typer.Context,
+    integration: str | None = typer.Option(None, "--integration", help="Only this integration."),
+    segment: str | None = SEGMENT_OPT,
+    since: str | None = typer.Option(None, "--since", help="Only connections started since."),
+    as_of: str | None = AS_OF_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Adoption funnel per integration: installed -> activated -> active -> retained."""
+    from scoring.funnel import funnel_rows
+    from scoring.retention import load_lifetimes
+
+    rt = runtime(ctx)
+    when = parse_as_of(as_of)
+    key = _check_integration(rt, integration)
+    lifetimes, conns, _seg = load_lifetimes(
+        rt.engine,
+        rt.config,
+        as_of=when.date(),
+        integration=key,
+        segment=_segment(segment),
+        since=_since(since),
+    )
+    data = {
+        "as_of": when,
+        "segment": _segment(segment),
+        "since": _since(since),
+        "integrations": funnel_rows(conns, lifetimes),
+    }
+    emit(data, as_json=as_json, render=_render_funnel)
+
+
+def _rate(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.0f}%"
+
+
+def _render_funnel(d: dict[str, Any]) -> None:
+    title = f"adoption funnel as of {iso(d['as_of'])}"
+    if d["segment"]:
+        title += f" ({d['segment']})"
+    table = Table(title=title)
+    for col in (
+        "integration",
+        "installed",
+        "activated",
+        "active",
+        "broken",
+        "idle",
+        "uninstalled",
+        "retained 30d",
+        "retained 90d",
+        "largest drop",
+    ):
+        table.add_column(col, overflow="fold")
+    for r in d["integrations"]:
+        drop = r["largest_drop"]
+        table.add_row(
+            r["name"],
+            str(r["installed"]),
+            f"{r['activated']} ({_rate(r['activation_rate'])})",
+            f"{r['active']} ({_rate(r['active_rate'])})",
+            str(r["broken"]),
+            str(r["idle"]),
+            str(r["uninstalled"]),
+            f"{r['retained_30']}/{r['eligible_30']}",
+            f"{r['retained_90']}/{r['eligible_90']}",
+            f"{drop['from']} → {drop['to']}: -{drop['share'] * 100:.0f}%" if drop else "–",
+        )
+    Console().print(table)
+
+
+@app.command()
+@guarded
+def retention(
+    ctx: typer.Context,
+    integration: str = typer.Option(..., "--integration", help="The integration key."),
+    cohort: str | None = typer.Option(None, "--cohort", help="Split by install week or month."),
+    segment: str | None = SEGMENT_OPT,
+    plot: Path | None = typer.Option(None, "--plot", help="Write the curve(s) as a PNG."),
+    as_of: str | None = AS_OF_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Kaplan-Meier retention: share of connections still active d days after activation."""
+    from scoring.retention import load_lifetimes, retention_report
+
+    if cohort not in (None, "week", "month"):
+        raise typer.BadParameter("use week or month", param_hint="--cohort")
+    rt = runtime(ctx)
+    when = parse_as_of(as_of)
+    key = _check_integration(rt, integration)
+    assert key is not None
+    lifetimes, _conns, _seg = load_lifetimes(
+        rt.engine, rt.config, as_of=when.date(), integration=key, segment=_segment(segment)
+    )
+    data = retention_report(lifetimes, integration=key, cohort=cohort)
+    data = {"as_of": when, "segment": _segment(segment), **data}
+    if plot is not None:
+        from scoring.plots import retention_plot
+
+        name = rt.config.integrations[key].name if key in rt.config.integrations else key
+        series = (
+            [(f"installed {c['cohort']}", c["curve"], c["connections"]) for c in data["cohorts"]]
+            if cohort
+            else [(name, data["curve"], data["connections"])]
+        )
+        retention_plot(
+            series,
+            plot,
+            title=f"{name}: connections still active after activation "
+            f"(Kaplan-Meier, as of {when.date().isoformat()})",
+        )
+        data["plot"] = str(plot)
+    emit(data, as_json=as_json, render=_render_retention)
+
+
+def _render_retention(d: dict[str, Any]) -> None:
+    ra = d["retained_at"]
+    print(
+        f"{d['integration']}: {d['connections']} activated connections "
+        f"({d['ended']} ended, {d['censored']} still active) as of {iso(d['as_of'])}"
+    )
+    print("  retained at " + ", ".join(f"day {k}: {_rate(v)}" for k, v in ra.items()))
+    if d["median_days"] is not None:
+        print(f"  median lifetime {d['median_days']} days")
+    for c in d.get("cohorts", []):
+        cra = c["retained_at"]
+        print(
+            f"  cohort {c['cohort']}: n={c['connections']}  "
+            + ", ".join(f"d{k} {_rate(v)}" for k, v in cra.items())
+        )
+    if d.get("plot"):
+        print(f"chart written to {d['plot']}")
+
+
+@app.command()
+@guarded
+def ttv(
+    ctx: typer.Context,
+    integration: str | None = typer.Option(None, "--integration", help="Only this integration."),
+    segment: str | None = SEGMENT_OPT,
+    as_of: str | None = AS_OF_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Time to value: days from install to first successful sync (median, p90)."""
+    from scoring.retention import load_lifetimes, ttv_rows
+
+    rt = runtime(ctx)
+    when = parse_as_of(as_of)
+    key = _check_integration(rt, integration)
+    _lifetimes, conns, _seg = load_lifetimes(
+        rt.engine, rt.config, as_of=when.date(), integration=key, segment=_segment(segment)
+    )
+    data = {
+        "as_of": when,
+        "segment": _segment(segment),
+        "integrations": ttv_rows(conns, when.date()),
+    }
+
+    def render(d: dict[str, Any]) -> None:
+        table = Table(
+            title=f"time to value (install → first successful sync) as of {iso(d['as_of'])}"
+        )
+        for col in ("integration", "installs", "activated", "not yet", "median days", "p90 days"):
+            table.add_column(col)
+        for r in d["integrations"]:
+            table.add_row(
+                r["integration"],
+                str(r["installs"]),
+                str(r["activated"]),
+                str(r["censored"]),
+                "–" if r["median_days"] is None else str(r["median_days"]),
+                "–" if r["p90_days"] is None else str(r["p90_days"]),
+            )
+        Console().print(table)
+
+    emit(data, as_json=as_json, render=render)
