@@ -3,6 +3,7 @@ cycle on it. Composes every layer, so it lives in the entry package."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -241,7 +242,7 @@ def crm_preview(rt: Runtime, *, now: datetime, account_id: str = "acme") -> dict
         data = report.as_json()
         reasons: dict[str, int] = {}
         for u in data["unmatched_accounts"]:
-            key = u["reason"].split(";")[0].split(" domain ")[0]
+            key = re.sub(r"domain \S+ ", "domain ", u["reason"]).split(" (")[0]
             reasons[key] = reasons.get(key, 0) + 1
         mine = next((c for c in data["changes"] if account_id in c["account_ids"]), None)
         preview[destination] = {
@@ -320,5 +321,5 @@ def _render_crm(crm: dict[str, Any]) -> None:
         if acme:
             print(f"              Acme Corp -> {acme['record_id']}:")
             for name, change in acme["fields"].items():
-                old = change["old"] if change["old"] is not None else "-"
-                print(f"                {name}: {old} -> {change['new']}")
+                old = "-" if change["old"] is None else change["old"] or "(empty)"
+                print(f"                {name}: {old} -> {change['new'] or '(empty)'}")

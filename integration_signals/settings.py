@@ -44,7 +44,7 @@ class IntegrationDef(_Strict):
 
 class IngestConfig(_Strict):
     max_clock_skew_hours: float = Field(24, gt=0)
-    batch_size: int = Field(20000, ge=1, le=100_000)
+    batch_size: int = Field(100_000, ge=1, le=1_000_000)
 
 
 COMPONENTS = (
@@ -399,6 +399,7 @@ class HubSpotSyncConfig(_Strict):
         "scored_at": "integration_scored_at",
     }
     batch_size: int = Field(100, ge=1, le=100)
+    concurrency: int = Field(8, ge=1, le=16)
     requests_per_window: int = Field(100, ge=1)
     window_seconds: float = Field(10.0, gt=0)
     search_per_second: float = Field(4.0, gt=0)

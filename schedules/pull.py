@@ -25,7 +25,8 @@ from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.engine import Connection, make_url
 
 from integration_signals.settings import Config, Settings
-from store.ingest import KNOWN_FIELDS, Ingestor, IngestReport, RawRecord
+from store.events import KNOWN_FIELDS, RawRecord
+from store.ingest import Ingestor, IngestReport
 from store.models import KeyValue
 from store.sql import upsert, utcnow
 

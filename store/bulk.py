@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -76,7 +77,7 @@ class Bulk:
                     f"INSERT INTO {table} ({cols}) VALUES {', '.join([one] * len(part))} "
                     f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {returning}"
                 )
-                params = [value for row in part for value in row]
+                params = list(chain.from_iterable(part))
                 cursor.execute(sql, params)
                 out.extend(r[0] for r in cursor.fetchall())
         finally:

@@ -9,15 +9,15 @@ killed import, run again, ends with the same totals.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import json
+import os
 import re
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -26,60 +26,32 @@ from sqlalchemy import Engine, select
 
 from integration_signals.settings import Config
 from store.bulk import Bulk
+from store.events import (  # noqa: F401  (names re-exported as the ingest API)
+    EVENT_TYPES,
+    RawRecord,
+    Reject,
+    Rejected,
+    open_records,
+    parse_jsonl_chunk,
+    parse_records,
+    read_csv,  # noqa: F401  (re-exported: the readers are part of the ingest API)
+    read_jsonl,  # noqa: F401
+    read_objects,  # noqa: F401
+    validate_event,
+)
 from store.feed import mark_received
 from store.models import Account, Integration, Quarantine
 from store.sql import chunked, upsert, utcnow
 
-EVENT_TYPES = frozenset(
-    {
-        "integration.setup_started",
-        "integration.installed",
-        "integration.setup_failed",
-        "integration.configured",
-        "sync.succeeded",
-        "sync.failed",
-        "api.calls",
-        "auth.expired",
-        "auth.restored",
-        "integration.uninstalled",
-    }
-)
-_USAGE_TYPES = frozenset({"sync.succeeded", "sync.failed", "api.calls"})
-TRIGGERS = frozenset({"scheduled", "webhook", "manual"})
-COUNT_FIELDS = ("records", "bytes", "api_calls")
-KNOWN_FIELDS = frozenset(
-    {
-        "event_id",
-        "type",
-        "occurred_at",
-        "account_id",
-        "integration",
-        "connection_id",
-        "records",
-        "bytes",
-        "api_calls",
-        "trigger",
-        "error",
-        "properties",
-    }
-)
-MAX_ID_LENGTH = 256
+# Records per statement group inside a transaction (the transaction size is config).
+CHUNK = 10_000
+# JSONL files at least this big are parsed in a worker process while this one writes.
+PARALLEL_PARSE_BYTES = 8 * 1024 * 1024
+_PARSE_BLOCK_BYTES = 2 * 1024 * 1024
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|\d{4}-\d\d-\d\dT\S+")
-MAX_COUNT = 2**62
-
-
-class Rejected(ValueError):
-    """A record breaks a rule of the data contract; the message is the reason."""
-
-
-@dataclass(slots=True)
-class RawRecord:
-    """One input record: its position, the verbatim text, and (if parsed) the object."""
-
-    line_no: int
-    raw: str
-    obj: Any = None
-    error: str | None = None  # set when the text could not be parsed at all
+_USAGE_TYPES = frozenset({"sync.succeeded", "sync.failed", "api.calls"})
+Row = tuple[Any, ...]  # see store.events.ROW_FIELDS
+Chunk = tuple[list[Row], list[Reject]]
 
 
 @dataclass
@@ -108,195 +80,6 @@ class IngestReport:
         }
 
 
-# ---------------------------------------------------------------- validation
-
-
-def _parse_time(value: Any) -> datetime:
-    if not isinstance(value, str) or not value:
-        raise Rejected("occurred_at must be an RFC 3339 timestamp string")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise Rejected(f"occurred_at {value[:40]!r} is not an RFC 3339 timestamp") from None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def _count(obj: dict[str, Any], name: str) -> int | None:
-    value = obj.get(name)
-    if value is None or (type(value) is int and 0 <= value <= MAX_COUNT):
-        return value
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise Rejected(f"{name} must be a non-negative integer, got {str(value)[:40]!r}")
-    if value < 0 or value > MAX_COUNT:
-        raise Rejected(f"{name} must be a non-negative integer, got {value}")
-    return value
-
-
-def _ident(obj: dict[str, Any], name: str, *, required: bool = True) -> str | None:
-    value = obj.get(name)
-    if (
-        type(value) is str
-        and 0 < len(value) <= MAX_ID_LENGTH
-        and not (value[0].isspace() or value[-1].isspace())
-    ):
-        return value  # the common case, cheaply
-    if value is None or value == "":
-        if required:
-            raise Rejected(f"{name} is required")
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise Rejected(f"{name} must be a string")
-    text = str(value).strip()
-    if not text:
-        if required:
-            raise Rejected(f"{name} is required")
-        return None
-    if len(text) > MAX_ID_LENGTH:
-        raise Rejected(f"{name} is longer than {MAX_ID_LENGTH} characters")
-    return text
-
-
-def validate_event(obj: Any, *, now: datetime, max_skew: timedelta) -> dict[str, Any]:
-    """Check one event object against the data contract; return the row to store."""
-    if not isinstance(obj, dict):
-        raise Rejected("not a JSON object")
-    event_id = _ident(obj, "event_id")
-    etype = obj.get("type")
-    if etype is None or etype == "":
-        raise Rejected("type is required")
-    if type(etype) is not str or etype not in EVENT_TYPES:
-        raise Rejected(f"type {str(etype)[:60]!r} is not a known event type")
-    if obj.get("occurred_at") in (None, ""):
-        raise Rejected("occurred_at is required")
-    occurred_at = _parse_time(obj["occurred_at"])
-    if occurred_at > now + max_skew:
-        raise Rejected(
-            f"occurred_at {obj['occurred_at']} is more than {max_skew.total_seconds() / 3600:g}h"
-            " in the future (clock skew)"
-        )
-    account_id = _ident(obj, "account_id")
-    integration = _ident(obj, "integration")
-    assert integration is not None
-    if not integration.islower():
-        integration = integration.lower()
-    connection_id = _ident(obj, "connection_id", required=False) or f"{account_id}:{integration}"
-    trigger = obj.get("trigger")
-    if trigger is not None and (type(trigger) is not str or trigger not in TRIGGERS):
-        raise Rejected(f"trigger {str(trigger)[:40]!r} must be scheduled, webhook or manual")
-    error = obj.get("error")
-    if error is not None and not isinstance(error, str):
-        error = orjson.dumps(error).decode()
-    props = obj.get("properties")
-    if props is not None and not isinstance(props, dict):
-        raise Rejected("properties must be a JSON object")
-    return {
-        "event_id": event_id,
-        "type": etype,
-        "occurred_at": occurred_at,
-        "account_id": account_id,
-        "integration": integration,
-        "connection_id": connection_id,
-        "records": _count(obj, "records"),
-        "bytes": _count(obj, "bytes"),
-        "api_calls": _count(obj, "api_calls"),
-        "trigger": trigger,
-        "error": error[:2000] if error else None,
-        "properties": props or None,
-    }
-
-
-# ---------------------------------------------------------------- readers
-
-
-def read_jsonl(stream: Iterable[bytes]) -> Iterator[RawRecord]:
-    for line_no, line in enumerate(stream, start=1):
-        text = line.strip()
-        if not text:
-            continue
-        raw = text.decode("utf-8", errors="replace")
-        try:
-            obj = orjson.loads(text)
-        except orjson.JSONDecodeError as exc:
-            yield RawRecord(line_no, raw, error=f"not valid JSON ({str(exc).split(':')[0]})")
-            continue
-        yield RawRecord(line_no, raw, obj)
-
-
-def _csv_value(name: str, value: str | None) -> Any:
-    if value is None or value == "":
-        return None
-    if name in COUNT_FIELDS:
-        try:
-            return int(value)
-        except ValueError:
-            return value
-    if name == "properties":
-        try:
-            return orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return value
-    return value
-
-
-def read_csv(stream: Iterable[str]) -> Iterator[RawRecord]:
-    reader = csv.reader(stream)
-    header: list[str] | None = None
-    for row in reader:
-        if header is None:
-            header = [h.strip().lower() for h in row]
-            continue
-        line_no = reader.line_num
-        if not any(cell.strip() for cell in row):
-            continue
-        buf = io.StringIO()
-        csv.writer(buf).writerow(row)
-        raw = buf.getvalue().rstrip("\r\n")
-        if len(row) != len(header):
-            yield RawRecord(
-                line_no, raw, error=f"has {len(row)} columns where the header has {len(header)}"
-            )
-            continue
-        obj = {name: _csv_value(name, value) for name, value in zip(header, row, strict=True)}
-        extra = {k: v for k, v in obj.items() if k not in KNOWN_FIELDS and v is not None}
-        for key in extra:
-            obj.pop(key)
-        if extra:
-            props = obj.get("properties") if isinstance(obj.get("properties"), dict) else {}
-            obj["properties"] = {**extra, **(props or {})}
-        yield RawRecord(line_no, raw, obj)
-
-
-def read_objects(objects: Iterable[Any]) -> Iterator[RawRecord]:
-    """Already-parsed objects (the HTTP API): positions count from 1."""
-    for index, obj in enumerate(objects, start=1):
-        yield RawRecord(index, _as_text(obj), obj)
-
-
-def _as_text(obj: Any) -> str:
-    try:
-        return orjson.dumps(obj).decode()
-    except TypeError:  # e.g. integers beyond 64 bits
-        return json.dumps(obj, default=str)
-
-
-def open_records(path: Path) -> tuple[Iterator[RawRecord], Callable[[], int], Callable[[], None]]:
-    """Records of a JSONL or CSV file, a function telling how many bytes were read,
-    and a closer."""
-    handle = path.open("rb")
-    is_csv = path.suffix.lower() == ".csv"
-    if is_csv:
-        text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="replace", newline="")
-        records = read_csv(text)
-    else:
-        records = read_jsonl(handle)
-    return records, handle.tell, handle.close
-
-
 # ---------------------------------------------------------------- the writer
 
 
@@ -313,11 +96,18 @@ class Ingestor:
         self.report = IngestReport()
         self._known_integrations: set[str] | None = None
         self._touched: set[str] = set()
-        # Called inside each batch's transaction after its writes, so a caller's own
-        # state (the SQL pull's cursor) commits together with the batch.
+        self._usage: dict[tuple[str, str], dict[str, Any]] = {}
+        self._conns: dict[str, dict[str, Any]] = {}
+        self._accounts: set[str] = set()
+        self._unknown: set[str] = set()
+        # Called inside each transaction after its writes, just before it commits, so a
+        # caller's own state (the SQL pull's cursor) commits together with the batch.
         self.before_commit: Callable[[Any], None] | None = None
 
-    # The public entry: any iterable of RawRecord from any reader.
+    @property
+    def postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
     def ingest(
         self,
         records: Iterable[RawRecord],
@@ -325,33 +115,61 @@ class Ingestor:
         source: str,
         on_batch: Callable[[], None] | None = None,
     ) -> IngestReport:
+        """The public entry: any iterable of RawRecord from any reader."""
+        size = min(CHUNK, self.batch_size)
+
+        def chunks() -> Iterator[Chunk]:
+            block: list[RawRecord] = []
+            for record in records:
+                block.append(record)
+                if len(block) >= size:
+                    yield self.parse(block)
+                    block = []
+            yield self.parse(block)
+
+        return self.ingest_chunks(chunks(), source=source, on_batch=on_batch)
+
+    def parse(self, records: Iterable[RawRecord]) -> Chunk:
+        return parse_records(records, now=self.now, max_skew=self.max_skew, postgres=self.postgres)
+
+    def ingest_chunks(
+        self,
+        chunks: Iterable[Chunk],
+        *,
+        source: str,
+        on_batch: Callable[[], None] | None = None,
+    ) -> IngestReport:
+        """Store already-validated chunks in transactions of ``batch_size`` records.
+        Inside one, events are stored chunk by chunk while their rollups accumulate in
+        memory; the rollups are written once at the end of the transaction (far fewer
+        upserts), then it commits."""
         self.report.sources.append(source)
         self._sync_catalog()
         with self.engine.connect() as conn:
-            to_ts = Bulk(conn).ts
-        events: list[dict[str, Any]] = []
-        rejects: list[tuple[RawRecord, str]] = []
-        for record in records:
-            if record.error is not None:
-                rejects.append((record, record.error))
-            else:
-                try:
-                    row = validate_event(record.obj, now=self.now, max_skew=self.max_skew)
-                except Rejected as exc:
-                    rejects.append((record, str(exc)))
-                else:
-                    row["source"] = source
-                    row["ts"] = to_ts(row["occurred_at"])
-                    events.append(row)
-            if len(events) + len(rejects) >= self.batch_size:
-                self._write_batch(events, rejects, source)
-                events, rejects = [], []
-                if on_batch:
-                    on_batch()
-        if events or rejects:
-            self._write_batch(events, rejects, source)
-            if on_batch:
-                on_batch()
+            in_transaction = 0
+            trans = conn.begin()
+            try:
+                for rows, rejects in chunks:
+                    self._write_chunk(conn, rows, rejects, source)
+                    in_transaction += len(rows) + len(rejects)
+                    if in_transaction >= self.batch_size:
+                        self._flush(conn)
+                        if self.before_commit is not None:
+                            self.before_commit(conn)
+                        trans.commit()
+                        trans = conn.begin()
+                        in_transaction = 0
+                        if on_batch:
+                            on_batch()
+                self._flush(conn)
+                if self.before_commit is not None:
+                    self.before_commit(conn)
+                trans.commit()
+            except BaseException:
+                trans.rollback()
+                raise
+        if on_batch:
+            on_batch()
         return self.report
 
     def _sync_catalog(self) -> None:
@@ -383,27 +201,34 @@ class Ingestor:
             )
             self._known_integrations = set(conn.execute(select(table.c.key)).scalars())
 
-    def _write_batch(
-        self, events: list[dict[str, Any]], rejects: list[tuple[RawRecord, str]], source: str
-    ) -> None:
+    def _write_chunk(self, conn: Any, rows: list[Row], rejects: list[Reject], source: str) -> None:
+        """Store a chunk's new events and fold them into the pending rollups; quarantine
+        its rejects. The caller owns the transaction."""
         report = self.report
-        unique: dict[str, dict[str, Any]] = {}
-        for row in events:
-            if row["event_id"] in unique:
+        unique: dict[str, Row] = {}
+        for row in rows:
+            if row[0] in unique:
                 report.duplicates += 1
             else:
-                unique[row["event_id"]] = row
-        with self.engine.begin() as conn:
-            accepted = self._insert_events(conn, list(unique.values()))
-            report.duplicates += len(unique) - len(accepted)
-            report.accepted += len(accepted)
-            if accepted:
-                self._fold(conn, accepted)
-                mark_received(conn, self.now)
-            if rejects:
-                self._quarantine(conn, rejects, source)
-            if self.before_commit is not None:
-                self.before_commit(conn)
+                unique[row[0]] = row
+        accepted = self._insert_events(conn, list(unique.values()), source)
+        report.duplicates += len(unique) - len(accepted)
+        report.accepted += len(accepted)
+        if accepted:
+            self._fold(accepted)
+            mark_received(conn, self.now)
+        if rejects:
+            self._quarantine(conn, rejects, source)
+
+    def _flush(self, conn: Any) -> None:
+        """Write the pending rollups, connection facts and account marks."""
+        self._upsert_usage(conn, list(self._usage.values()))
+        self._upsert_connections(conn, list(self._conns.values()))
+        self._touch_accounts(conn, self._accounts)
+        if self._unknown:
+            self._add_integrations(conn, self._unknown)
+        self.report.touched_accounts |= self._accounts
+        self._usage, self._conns, self._accounts, self._unknown = {}, {}, set(), set()
 
     _EVENT_COLUMNS = (
         "event_id",
@@ -422,71 +247,54 @@ class Ingestor:
         "source",
     )
 
-    def _insert_events(self, conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _insert_events(self, conn: Any, rows: list[Row], source: str) -> list[Row]:
         """Store new events; return those that were not already stored."""
         if not rows:
             return []
         bulk = Bulk(conn)
         received = bulk.ts(self.now)
-        values = [
-            (
-                r["event_id"],
-                r["type"],
-                r["ts"],
-                received,
-                r["account_id"],
-                r["integration"],
-                r["connection_id"],
-                r["records"],
-                r["bytes"],
-                r["api_calls"],
-                r["trigger"],
-                r["error"],
-                bulk.json(r["properties"]),
-                r["source"],
-            )
-            for r in rows
-        ]
+        values = [(*r[:3], received, *r[3:], source) for r in rows]
         inserted = set(
             bulk.insert_returning(
                 "events", self._EVENT_COLUMNS, values, conflict="event_id", returning="event_id"
             )
         )
-        return [row for row in rows if row["event_id"] in inserted]
+        if len(inserted) == len(rows):
+            return rows
+        return [row for row in rows if row[0] in inserted]
 
-    def _fold(self, conn: Any, rows: list[dict[str, Any]]) -> None:
-        """Fold accepted events into per-day usage and per-connection facts (as storage-
-        format timestamp strings, which order like the times they encode)."""
-        usage: dict[tuple[str, str], dict[str, Any]] = {}
-        conns: dict[str, dict[str, Any]] = {}
-        accounts: set[str] = set()
-        unknown: set[str] = set()
+    def _fold(self, rows: list[Row]) -> None:
+        """Fold accepted events into pending per-day usage and per-connection facts (as
+        storage-format timestamp strings, which order like the times they encode)."""
+        usage = self._usage
+        conns = self._conns
+        accounts = self._accounts
+        unknown = self._unknown
         known = self._known_integrations or set()
         for row in rows:
-            etype = row["type"]
-            at: str = row["ts"]  # storage format: compares like the time it encodes
-            cid = row["connection_id"]
-            accounts.add(row["account_id"])
-            if row["integration"] not in known:
-                unknown.add(row["integration"])
+            (_id, etype, at, account, integration, cid, records, nbytes, api_calls, trigger,
+             error, props) = row  # fmt: skip
+            accounts.add(account)
+            if integration not in known:
+                unknown.add(integration)
             c = conns.get(cid)
             if c is None:
-                c = conns[cid] = _empty_connection(cid, row["account_id"], row["integration"])
+                c = conns[cid] = _empty_connection(cid, account, integration)
             c["last_event_at"] = _max(c["last_event_at"], at)
             if etype in _USAGE_TYPES:
                 key = (cid, at[:10])
                 u = usage.get(key)
                 if u is None:
-                    u = usage[key] = _empty_usage(cid, at[:10], row)
-                u["api_calls"] += row["api_calls"] or 0
+                    u = usage[key] = _empty_usage(cid, at[:10], account, integration)
+                u["api_calls"] += api_calls or 0
                 if etype == "sync.succeeded":
                     u["successes"] += 1
-                    if row["trigger"] == "manual":
+                    if trigger == "manual":
                         u["manual"] += 1
                     else:
                         u["automated"] += 1
-                    u["records"] += row["records"] or 0
-                    u["bytes"] += row["bytes"] or 0
+                    u["records"] += records or 0
+                    u["bytes"] += nbytes or 0
                     u["first_success_at"] = _min(u["first_success_at"], at)
                     u["last_success_at"] = _max(u["last_success_at"], at)
                     c["activated_at"] = _min(c["activated_at"], at)
@@ -496,7 +304,7 @@ class Ingestor:
                     u["failures"] += 1
                     u["last_failure_at"] = _max(u["last_failure_at"], at)
                     if c["last_failure_at"] is None or at >= c["last_failure_at"]:
-                        c["last_error"] = row["error"] or "unknown"
+                        c["last_error"] = error or "unknown"
                     c["last_failure_at"] = _max(c["last_failure_at"], at)
                     c["last_attempt_at"] = _max(c["last_attempt_at"], at)
                 continue
@@ -512,19 +320,13 @@ class Ingestor:
             elif etype == "integration.configured":
                 if c["configured_at"] is None or at >= c["configured_at"]:
                     c["configured_at"] = at
-                    c["config"] = row["properties"] or {}
+                    c["config"] = orjson.loads(props) if props else {}
             elif etype == "auth.expired":
                 c["auth_expired_at"] = _max(c["auth_expired_at"], at)
             elif etype == "auth.restored":
                 c["auth_restored_at"] = _max(c["auth_restored_at"], at)
             elif etype == "integration.uninstalled":
                 c["uninstalled_at"] = _max(c["uninstalled_at"], at)
-        self._upsert_usage(conn, list(usage.values()))
-        self._upsert_connections(conn, list(conns.values()))
-        self._touch_accounts(conn, accounts)
-        if unknown:
-            self._add_integrations(conn, unknown)
-        self.report.touched_accounts |= accounts
 
     _USAGE_SUMS = ("successes", "failures", "automated", "manual", "records", "bytes", "api_calls")
 
@@ -698,26 +500,25 @@ class Ingestor:
         self._known_integrations |= keys
         self.report.new_integrations.extend(sorted(keys))
 
-    def _quarantine(self, conn: Any, rejects: list[tuple[RawRecord, str]], source: str) -> None:
+    def _quarantine(self, conn: Any, rejects: list[Reject], source: str) -> None:
+        """Keep rejected lines verbatim with reason and position (once per line)."""
         rows = []
-        for record, reason in rejects:
-            digest = hashlib.sha256(
-                f"{source}\x00{record.line_no}\x00{record.raw}".encode()
-            ).hexdigest()
+        for line_no, raw, reason in rejects:
+            digest = hashlib.sha256(f"{source}\x00{line_no}\x00{raw}".encode()).hexdigest()
             rows.append(
                 {
                     "key": digest,
                     "source": source,
-                    "line_no": record.line_no,
+                    "line_no": line_no,
                     "reason": reason,
-                    "raw": record.raw,
+                    "raw": raw,
                     "received_at": self.now,
                 }
             )
             self.report.reasons[_QUOTED.sub("…", reason)] += 1
             if len(self.report.quarantine_samples) < 20:
                 self.report.quarantine_samples.append(
-                    {"source": source, "line": record.line_no, "reason": reason}
+                    {"source": source, "line": line_no, "reason": reason}
                 )
         self.report.quarantined += len(rows)
         upsert(conn, Quarantine.__table__, rows, keys=["key"], update=None)
@@ -731,12 +532,12 @@ def _max(a: str | None, b: str) -> str:
     return b if a is None or b > a else a
 
 
-def _empty_usage(cid: str, day: str, row: dict[str, Any]) -> dict[str, Any]:
+def _empty_usage(cid: str, day: str, account: str, integration: str) -> dict[str, Any]:
     return {
         "connection_id": cid,
         "day": day,
-        "account_id": row["account_id"],
-        "integration": row["integration"],
+        "account_id": account,
+        "integration": integration,
         "successes": 0,
         "failures": 0,
         "automated": 0,
@@ -775,6 +576,51 @@ def _empty_connection(cid: str, account_id: str, integration: str) -> dict[str, 
     }
 
 
+def _jsonl_blocks(path: Path, block_bytes: int) -> Iterator[tuple[bytes, int, int]]:
+    """Blocks of whole lines: (data, number of its first line, file offset after it)."""
+    line_no = 1
+    carry = b""
+    with path.open("rb") as handle:
+        while True:
+            block = handle.read(block_bytes)
+            if not block:
+                break
+            data = carry + block
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                carry = data
+                continue
+            whole, carry = data[: cut + 1], data[cut + 1 :]
+            yield whole, line_no, handle.tell() - len(carry)
+            line_no += whole.count(b"\n")
+        if carry:
+            yield carry, line_no, handle.tell()
+
+
+def _parallel_chunks(
+    ingestor: Ingestor, path: Path, progress: Callable[[int], None] | None, block_bytes: int
+) -> Iterator[Chunk]:
+    """Parse a JSONL file in a worker process, a few blocks ahead of the writer."""
+    ahead = 3
+    context = get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        pending: deque[tuple[Future[Chunk], int]] = deque()
+        blocks = _jsonl_blocks(path, block_bytes)
+        args = (ingestor.now, ingestor.max_skew, ingestor.postgres)
+        for data, first_line, offset in blocks:
+            pending.append((pool.submit(parse_jsonl_chunk, data, first_line, *args), offset))
+            if len(pending) >= ahead:
+                future, done = pending.popleft()
+                yield future.result()
+                if progress:
+                    progress(done)
+        while pending:
+            future, done = pending.popleft()
+            yield future.result()
+            if progress:
+                progress(done)
+
+
 def ingest_paths(
     engine: Engine,
     config: Config,
@@ -782,20 +628,39 @@ def ingest_paths(
     *,
     now: datetime | None = None,
     progress: Callable[[int], None] | None = None,
+    parallel: bool | None = None,
+    block_bytes: int = _PARSE_BLOCK_BYTES,
 ) -> IngestReport:
-    """Ingest files (JSONL or CSV) in order; ``progress`` receives bytes read so far."""
+    """Ingest files (JSONL or CSV) in order; ``progress`` receives bytes read so far.
+
+    Big JSONL files are parsed in a worker process so parsing overlaps with writing
+    (``parallel`` forces it on or off; by default it is on for files of 8 MiB or more
+    on machines with more than one core), in blocks of ``block_bytes``."""
     ingestor = Ingestor(engine, config, now=now)
     done_before = 0
     for path in paths:
-        records, tell, close = open_records(path)
+        size = path.stat().st_size
+        use_worker = parallel
+        if use_worker is None:
+            use_worker = size >= PARALLEL_PARSE_BYTES and (os.cpu_count() or 1) > 1
+        if use_worker and path.suffix.lower() != ".csv":
 
-        def report_progress(offset: int = done_before, tell: Callable[[], int] = tell) -> None:
-            if progress:
-                progress(offset + tell())
+            def report_bytes(done: int, offset: int = done_before) -> None:
+                if progress:
+                    progress(offset + done)
 
-        try:
-            ingestor.ingest(records, source=path.name, on_batch=report_progress)
-        finally:
-            close()
-        done_before += path.stat().st_size
+            chunks = _parallel_chunks(ingestor, path, report_bytes, block_bytes)
+            ingestor.ingest_chunks(chunks, source=path.name)
+        else:
+            records, tell, close = open_records(path)
+
+            def report_progress(offset: int = done_before, tell: Callable[[], int] = tell) -> None:
+                if progress:
+                    progress(offset + tell())
+
+            try:
+                ingestor.ingest(records, source=path.name, on_batch=report_progress)
+            finally:
+                close()
+        done_before += size
     return ingestor.report

@@ -6,8 +6,10 @@ returns for every record. Pure: no I/O, no clock.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Protocol
 
 from integration_signals.settings import Config, Settings
@@ -17,7 +19,7 @@ REASON_MAX = 255
 BAND_ORDER = {"healthy": 0, "watch": 1, "at_risk": 2}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AccountValues:
     """One product account's current results, as scoring and signals left them."""
 
@@ -31,6 +33,7 @@ class AccountValues:
     mrr: float | None = None
 
 
+@lru_cache(maxsize=4096)
 def _iso(value: datetime | None) -> str:
     if value is None:
         return ""
@@ -48,6 +51,12 @@ def _weighted_score(accounts: Sequence[AccountValues]) -> int:
     return max(0, min(100, int(value + 0.5)))
 
 
+def _reason(text: str | None) -> str:
+    if not text:
+        return ""
+    return text.replace("\r", " ").replace("\n", " ")[:REASON_MAX]
+
+
 def record_values(accounts: Sequence[AccountValues]) -> dict[str, str]:
     """The values one CRM record gets, as canonical strings (the ledger's format).
 
@@ -58,6 +67,18 @@ def record_values(accounts: Sequence[AccountValues]) -> dict[str, str]:
     """
     if not accounts:
         raise ValueError("a record needs at least one account")
+    if len(accounts) == 1:  # the common case, without the aggregation
+        a = accounts[0]
+        segments = sorted(set(a.segments))
+        return {
+            "score": str(max(0, min(100, a.score))),
+            "band": a.band,
+            "segments": ";".join(segments),
+            "expansion_ready": "true" if "expansion-ready" in segments else "false",
+            "active_integrations": str(max(a.active_integrations, 0)),
+            "reason": _reason(a.reason),
+            "scored_at": _iso(a.scored_at),
+        }
     ordered = sorted(accounts, key=lambda a: (a.score, a.account_id))
     band = max((a.band for a in accounts), key=lambda b: BAND_ORDER.get(b, 3))
     segments = sorted({s for a in accounts for s in a.segments})
@@ -69,7 +90,7 @@ def record_values(accounts: Sequence[AccountValues]) -> dict[str, str]:
         "segments": ";".join(segments),
         "expansion_ready": "true" if "expansion-ready" in segments else "false",
         "active_integrations": str(sum(max(a.active_integrations, 0) for a in accounts)),
-        "reason": reason.replace("\r", " ").replace("\n", " ")[:REASON_MAX],
+        "reason": _reason(reason),
         "scored_at": _iso(max(scored) if scored else None),
     }
 
@@ -169,11 +190,22 @@ class Sink(Protocol):
     each batch as soon as the CRM confirmed it, so the runner can record it at once."""
 
     name: str
-    api_calls: int
     write_calls: int
+    # Set by the runner before writing: called with an asynchronous job's id once it
+    # exists and with None once its results are recorded (Salesforce Bulk API 2.0).
+    checkpoint: Callable[[str | None], None] | None
+
+    @property
+    def api_calls(self) -> int:
+        """HTTP requests made so far (every attempt counts)."""
+        ...
 
     def check_fields(self, fields: Iterable[str]) -> None:
         """Raise ``MissingFields`` naming every mapped field the destination lacks."""
+
+    def prepare(self, fields: Iterable[str]) -> None:
+        """Before the first write: refuse (``MissingFields``) when fields are missing, by
+        asking the CRM up front or by naming them all when the first write is refused."""
 
     def find_by_domain(self, domains: Sequence[str]) -> dict[str, list[str]]:
         """Normalised domain -> ids of the CRM records whose domain normalises to it."""
@@ -186,6 +218,53 @@ class Sink(Protocol):
     def usage(self) -> dict[str, object]:
         """What the destination said about API usage (limits, remaining)."""
         ...
+
+    def resume(self, token: str) -> list[tuple[str, dict[str, str]]]:
+        """The writes an asynchronous job of an interrupted run confirmed, as (record id,
+        field -> value), waiting for the job to finish when needed."""
+        ...
+
+
+def write_concurrently(
+    batches: Iterable[Sequence[RecordChange]],
+    write: Callable[[Sequence[RecordChange]], list[RecordResult]],
+    *,
+    workers: int,
+) -> Iterator[list[RecordResult]]:
+    """Write batches with up to ``workers`` requests in flight, yielding each batch's
+    results as soon as it is confirmed. After a failure no new batch starts, but batches
+    already in flight are still yielded (their writes happened) before the error is
+    raised, so the ledger misses nothing the CRM confirmed."""
+    if workers <= 1:
+        for batch in batches:
+            yield write(batch)
+        return
+    pending: set[Future[list[RecordResult]]] = set()
+    source = iter(batches)
+    error: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync-write") as pool:
+
+        def fill() -> None:
+            while error is None and len(pending) < workers:
+                batch = next(source, None)
+                if batch is None:
+                    return
+                pending.add(pool.submit(write, batch))
+
+        fill()
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                pending.discard(future)
+                try:
+                    results = future.result()
+                except BaseException as exc:  # re-raised below, after the others land
+                    error = error or exc
+                    continue
+                yield results
+            fill()
+    if error is not None:
+        raise error
 
 
 def write_isolating(
@@ -214,3 +293,4 @@ class Destination:
     has_credentials: Callable[[Settings], bool]
     field_map: Callable[[Config], dict[str, str]]
     open_sink: Callable[[Config, Settings], Sink]
+    record_id: Callable[[str], str] = str  # the CRM's canonical form of a record id

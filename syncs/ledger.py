@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select, update
+import orjson
+from sqlalchemy import Text, and_, select, type_coerce, update
 from sqlalchemy.engine import Connection
 
 from store import models
@@ -21,9 +22,10 @@ matches_t = models.SyncMatch.__table__
 ledger_t = models.SyncLedger.__table__
 runs_t = models.SyncRun.__table__
 signals_t = models.Signal.__table__
+tasks_t = models.Task.__table__
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SyncAccount:
     """An account with a current score, and what matching needs to know about it."""
 
@@ -31,6 +33,12 @@ class SyncAccount:
     name: str | None
     domain: str | None
     crm_id: str | None
+
+
+def _segments(raw: Any) -> tuple[str, ...]:
+    if isinstance(raw, str | bytes):
+        raw = orjson.loads(raw)
+    return tuple(raw or ())
 
 
 def load_accounts(conn: Connection, id_column: str) -> list[SyncAccount]:
@@ -41,7 +49,7 @@ def load_accounts(conn: Connection, id_column: str) -> list[SyncAccount]:
             s.account_id,
             s.score,
             s.band,
-            s.segments,
+            type_coerce(s.segments, Text).label("segments"),  # decoded below, faster
             s.active_integrations,
             s.reason,
             s.scored_at,
@@ -59,7 +67,7 @@ def load_accounts(conn: Connection, id_column: str) -> list[SyncAccount]:
                 account_id=r.account_id,
                 score=int(r.score),
                 band=r.band,
-                segments=tuple(r.segments or ()),
+                segments=_segments(r.segments),
                 active_integrations=int(r.active_integrations or 0),
                 reason=r.reason,
                 scored_at=as_utc(r.scored_at),
@@ -167,7 +175,9 @@ def start_run(
             status="running",
         )
     )
-    return int(result.inserted_primary_key[0])
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def update_run(conn: Connection, run_id: int, **values: Any) -> None:
@@ -180,3 +190,75 @@ def run_history(conn: Connection, *, destination: str | None, limit: int) -> lis
     if destination:
         query = query.where(r.destination == destination)
     return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def load_tasks(conn: Connection, account_ids: Iterable[str]) -> list[dict[str, Any]]:
+    """Playbook tasks of these accounts (all statuses, so completion is written too)."""
+    wanted = sorted(set(account_ids))
+    t = tasks_t.c
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(wanted), 500):
+        part = wanted[start : start + 500]
+        rows += [
+            dict(r._mapping)
+            for r in conn.execute(
+                select(t.id, t.account_id, t.signal_kind, t.title, t.body, t.status, t.due_at)
+                .where(t.account_id.in_(part))
+                .order_by(t.id)
+            )
+        ]
+    return rows
+
+
+def _pending_key(destination: str) -> str:
+    return f"syncs:{destination}:pending_job"
+
+
+def pending_job(conn: Connection, destination: str) -> str | None:
+    kv = models.KeyValue.__table__
+    row = conn.execute(select(kv.c.value).where(kv.c.key == _pending_key(destination))).first()
+    return str(row.value["job_id"]) if row and row.value else None
+
+
+def set_pending_job(
+    conn: Connection, destination: str, job_id: str | None, *, now: datetime
+) -> None:
+    kv = models.KeyValue.__table__
+    conn.execute(kv.delete().where(kv.c.key == _pending_key(destination)))
+    if job_id is not None:
+        conn.execute(
+            kv.insert().values(
+                key=_pending_key(destination), value={"job_id": job_id}, updated_at=now
+            )
+        )
+
+
+def confirm_values(
+    conn: Connection,
+    destination: str,
+    confirmed: Iterable[tuple[str, Mapping[str, str]]],
+    *,
+    run_id: int | None,
+    now: datetime,
+) -> int:
+    """Enter writes confirmed outside a batch (an interrupted run's Bulk job)."""
+    rows = [
+        {
+            "destination": destination,
+            "record_id": record_id,
+            "field": name,
+            "value": value,
+            "written_at": now,
+            "run_id": run_id,
+        }
+        for record_id, values in confirmed
+        for name, value in values.items()
+    ]
+    upsert(
+        conn,
+        ledger_t,
+        rows,
+        keys=["destination", "record_id", "field"],
+        update=lambda ex: {"value": ex.value, "written_at": ex.written_at, "run_id": ex.run_id},
+    )
+    return len({r["record_id"] for r in rows})

@@ -28,13 +28,14 @@ def match_accounts(
     crm: str,
     id_column: str,
     finder: DomainFinder | None,
+    canonical: Callable[[str], str] = str,
 ) -> Matches:
     out = Matches()
     wanted: dict[str, list[str]] = {}  # normalised domain -> account ids
     for acc in accounts:
         account_id = acc.values.account_id
         if acc.crm_id:
-            out.record_of[account_id] = acc.crm_id
+            out.record_of[account_id] = canonical(acc.crm_id)
         elif account_id in remembered:
             out.record_of[account_id] = remembered[account_id]
         else:
@@ -48,6 +49,7 @@ def match_accounts(
             else:
                 wanted.setdefault(domain, []).append(account_id)
     if wanted:
+        assert finder is not None  # accounts only wait for a domain lookup when there is one
         found = finder(sorted(wanted))
         for domain, account_ids in wanted.items():
             ids = sorted(set(found.get(domain, [])))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -18,7 +19,7 @@ class SlidingWindowLimiter:
     A slot is taken before a request is sent and stamped with the moment its response
     arrived (``done``): the server counts a request somewhere between those two moments,
     so spacing request i+limit at least ``window`` after the response of request i keeps
-    the server's count under the limit whatever the latency.
+    the server's count under the limit whatever the latency. Thread-safe.
     """
 
     def __init__(
@@ -35,32 +36,37 @@ class SlidingWindowLimiter:
         self._sleep = sleep
         self._done: deque[float] = deque()
         self._in_flight = 0
+        self._lock = threading.Lock()
         self.waited = 0.0
 
     def acquire(self) -> None:
         while True:
-            now = self._clock()
-            while self._done and self._done[0] <= now - self.window:
-                self._done.popleft()
-            if len(self._done) + self._in_flight < self.limit:
-                self._in_flight += 1
-                return
-            if not self._done:  # every slot is in flight (not reachable single-threaded)
-                self._sleep(0.01)
-                continue
-            wait = self._done[0] + self.window - now + 0.005
-            self.waited += wait
+            with self._lock:
+                now = self._clock()
+                while self._done and self._done[0] <= now - self.window:
+                    self._done.popleft()
+                if len(self._done) + self._in_flight < self.limit:
+                    self._in_flight += 1
+                    return
+                # Every slot in flight: poll; otherwise wait for the oldest to age out.
+                wait = 0.01 if not self._done else self._done[0] + self.window - now + 0.005
+                self.waited += wait
             self._sleep(wait)
 
     def done(self) -> None:
-        self._in_flight = max(0, self._in_flight - 1)
-        self._done.append(self._clock())
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - 1)
+            self._done.append(self._clock())
+
+    def used(self) -> int:
+        with self._lock:
+            return len(self._done) + self._in_flight
 
     def pause(self, seconds: float) -> None:
         """The server said the window is full: treat it as full for ``seconds``."""
-        now = self._clock()
-        fill = now + seconds - self.window
-        self._done = deque([fill] * self.limit)
+        with self._lock:
+            fill = self._clock() + seconds - self.window
+            self._done = deque([fill] * self.limit)
 
 
 class Backoff:

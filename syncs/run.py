@@ -52,6 +52,8 @@ class SyncReport:
     error: str | None = None
     resume_after: str | None = None
     missing_fields: list[str] = field(default_factory=list)
+    tasks: dict[str, int] | None = None  # Salesforce Tasks, when playbook_tasks is on
+    resumed: int = 0  # records confirmed by an interrupted run's Bulk job
     usage: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -80,6 +82,8 @@ class SyncReport:
             "error": self.error,
             "resume_after": self.resume_after,
             "missing_fields": self.missing_fields,
+            "tasks": self.tasks,
+            "resumed": self.resumed,
             "usage": self.usage,
             "seconds": self.seconds,
         }
@@ -142,7 +146,6 @@ def run_sync(
                 f" (or use --dry-run to see the plan)",
                 destination=destination,
             )
-        sink = dest.open_sink(config, settings) if has_credentials else None
         field_map = dest.field_map(config)
         with engine.connect() as conn:
             accounts = ledger.load_accounts(conn, dest.id_column)
@@ -156,6 +159,9 @@ def run_sync(
             )
             if not dry_run:
                 raise SyncStopped(report.blocked, destination=destination)
+        sink = dest.open_sink(config, settings) if has_credentials else None
+        if sink is not None and not dry_run:
+            written = _resume_pending(engine, sink, report, written, now=now)
 
         matches = match_accounts(
             accounts,
@@ -163,6 +169,7 @@ def run_sync(
             crm=dest.label,
             id_column=dest.id_column,
             finder=sink.find_by_domain if sink is not None else None,
+            canonical=dest.record_id,
         )
         report.unmatched_accounts = [
             {"account_id": a, "reason": r} for a, r in sorted(matches.unmatched.items())
@@ -204,7 +211,7 @@ def run_sync(
 
         if plan.changes:
             assert sink is not None
-            sink.check_fields(field_map.values())
+            sink.prepare(field_map.values())
             by_id = {c.record_id: c for c in plan.changes}
             done = 0
             for results in sink.write_batches(plan.changes):
@@ -212,6 +219,9 @@ def run_sync(
                 done += len(results)
                 if progress is not None:
                     progress(done, len(plan.changes))
+        if destination == "salesforce" and config.syncs.salesforce.playbook_tasks:
+            assert sink is not None
+            _sync_tasks(engine, sink, report, matches.record_of, written, now=now)
         report.status = "ok"
     except SyncStopped as exc:
         report.status = "stopped"
@@ -228,6 +238,10 @@ def run_sync(
         report.status = "failed"
         report.error = f"{type(exc).__name__}: {str(exc)[:300]}"
         raise
+    except (KeyboardInterrupt, SystemExit):
+        report.status = "interrupted"
+        report.error = "interrupted; confirmed batches are in the ledger, the next run finishes"
+        raise
     finally:
         report.error = _redact(report.error, settings)
         if sink is not None:
@@ -239,6 +253,82 @@ def run_sync(
     return report
 
 
+def _resume_pending(
+    engine: Engine,
+    sink: Sink,
+    report: SyncReport,
+    written: dict[str, dict[str, str | None]],
+    *,
+    now: datetime,
+) -> dict[str, dict[str, str | None]]:
+    """Finish the bookkeeping of an interrupted run's asynchronous job: what it wrote
+    enters the ledger before planning, so it is not written a second time. Also arms the
+    checkpoint for this run's own jobs."""
+    destination = report.destination
+
+    def checkpoint(job_id: str | None) -> None:
+        with engine.begin() as conn:
+            ledger.set_pending_job(conn, destination, job_id, now=now)
+
+    sink.checkpoint = checkpoint
+    with engine.connect() as conn:
+        job_id = ledger.pending_job(conn, destination)
+    if job_id is None:
+        return written
+    confirmed = sink.resume(job_id)
+    with engine.begin() as conn:
+        report.resumed = ledger.confirm_values(
+            conn, destination, confirmed, run_id=report.run_id, now=now
+        )
+        ledger.set_pending_job(conn, destination, None, now=now)
+    log.info("%s: %d records confirmed by interrupted job %s", destination, report.resumed, job_id)
+    with engine.connect() as conn:
+        return ledger.load_ledger(conn, destination)
+
+
+def _sync_tasks(
+    engine: Engine,
+    sink: Any,
+    report: SyncReport,
+    record_of: dict[str, str],
+    written: dict[str, dict[str, str | None]],
+    *,
+    now: datetime,
+) -> None:
+    """Playbook tasks as Salesforce Tasks on the matched Account: new ones created,
+    changed ones (claimed, done, snoozed) updated; diffed against the ledger like fields."""
+    from syncs.salesforce.mapping import task_values
+
+    with engine.connect() as conn:
+        tasks = ledger.load_tasks(conn, record_of)
+    records = {}
+    for task in tasks:
+        key = f"task:{task['id']}"
+        if task["status"] == "done" and key not in written:
+            continue  # finished before it was ever written: nothing to show
+        records[key] = ((task["account_id"],), task_values(task, record_of[task["account_id"]]))
+    plan = make_plan(records, written, band_field=None)
+    # An upsert may create the Task (deleted in Salesforce, or never confirmed): send it whole.
+    changes = [
+        RecordChange(
+            c.record_id,
+            c.account_ids,
+            {
+                f: (written.get(c.record_id, {}).get(f), v)
+                for f, v in records[c.record_id][1].items()
+            },
+        )
+        for c in plan.changes
+    ]
+    report.tasks = {"planned": len(changes), "written": 0, "failed": 0, "unchanged": plan.unchanged}
+    if not changes:
+        return
+    sink.check_task_fields()
+    by_id = {c.record_id: c for c in changes}
+    for results in sink.write_tasks(changes):
+        _record_batch(engine, report.destination, report, by_id, results, now=now, tasks=True)
+
+
 def _record_batch(
     engine: Engine,
     destination: str,
@@ -247,13 +337,18 @@ def _record_batch(
     results: list[RecordResult],
     *,
     now: datetime,
+    tasks: bool = False,
 ) -> None:
-    """Enter one confirmed batch into the ledger and the run record, in one transaction."""
+    """Enter one confirmed batch into the ledger and the run record, in one transaction.
+    ``tasks``: the batch holds Salesforce Tasks, counted apart from records."""
     for r in results:
-        if r.ok:
+        if tasks and report.tasks is not None:
+            report.tasks["written" if r.ok else "failed"] += 1
+        elif r.ok:
             report.written += 1
         else:
             report.failed += 1
+        if not r.ok:
             for account_id in by_id[r.record_id].account_ids:
                 report.failures.append(
                     {"account_id": account_id, "record_id": r.record_id, "error": r.error}
@@ -277,6 +372,7 @@ def _finish(engine: Engine, report: SyncReport, *, now: datetime) -> None:
         "usage": report.usage,
         "blocked": report.blocked,
         "resume_after": report.resume_after,
+        "tasks": report.tasks,
         "seconds": report.seconds,
     }
     with engine.begin() as conn:

@@ -41,17 +41,14 @@ def render_sync(d: dict[str, Any]) -> None:
         accounts = ", ".join(change["account_ids"])
         print(f"  {change['record_id']} ({accounts})")
         for name, ch in change["fields"].items():
-            print(f"      {name}: {ch['old'] if ch['old'] is not None else '-'} -> {ch['new']}")
+            old = "-" if ch["old"] is None else ch["old"] or "(empty)"
+            print(f"      {name}: {old} -> {ch['new'] or '(empty)'}")
     if len(d["changes"]) > 20 or d["planned"] > len(d["changes"]):
         print(f"  ... {d['planned'] - min(20, len(d['changes'])):,} more (see --json)")
     for f in d["failures"][:10]:
         print(f"  failed {f['account_id']} ({f['record_id']}): {f['error']}")
     if len(d["failures"]) > 10:
         print(f"  ... {len(d['failures']) - 10:,} more failures (see --json)")
-    reasons: dict[str, int] = {}
-    for u in d["unmatched_accounts"]:
-        key = u["reason"].split(" (")[0]
-        reasons[key] = reasons.get(key, 0) + 1
     for u in d["unmatched_accounts"][:5]:
         print(f"  unmatched {u['account_id']}: {u['reason']}")
     if d["unmatched"] > 5:

@@ -10,21 +10,15 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+import orjson
 import urllib3
 from hubspot import HubSpot
-from hubspot.crm.companies import (
-    BatchInputSimplePublicObjectBatchInput,
-    Filter,
-    FilterGroup,
-    PublicObjectSearchRequest,
-    SimplePublicObjectBatchInput,
-)
 from hubspot.crm.companies.exceptions import ApiException as CompaniesApiException
-from hubspot.crm.properties import OptionInput, PropertyCreate, PropertyGroupCreate
 from hubspot.crm.properties.exceptions import ApiException as PropertiesApiException
 
 from integration_signals.settings import Settings, SyncsConfig
@@ -87,7 +81,7 @@ def classify(status: int, body: Any, headers: Mapping[str, str] | None = None) -
     data = _body(body)
     category = data.get("category") or data.get("errorType")
     message = str(data.get("message") or "")[:300]
-    ctx = {"destination": DEST, "status": status, "code": category}
+    ctx: dict[str, Any] = {"destination": DEST, "status": status, "code": category}
     if status == 429:
         if data.get("policyName") == "DAILY":
             return DailyLimitReached(
@@ -179,6 +173,7 @@ class HubSpotClient:
                 "HubSpot: %s; retrying in %.1fs", exc.message, wait
             ),
         )
+        self._count_lock = threading.Lock()
         self.api_calls = 0
         self.rate_limited = 0
         self.usage: dict[str, Any] = {}
@@ -197,18 +192,21 @@ class HubSpotClient:
         remaining = _number(_header(headers, "X-HubSpot-RateLimit-Remaining"))
         interval = _number(_header(headers, "X-HubSpot-RateLimit-Interval-Milliseconds"))
         # Someone else (another app process) used the window up: wait for it to roll.
-        if remaining == 0 and len(self.limiter._done) < self.limiter.limit - 1:
+        if remaining == 0 and self.limiter.used() < self.limiter.limit - 1:
             self.limiter.pause((interval or self.limiter.window * 1000) / 1000)
 
     def _once(self, func: Callable[..., Any], search: bool) -> Any:
+        """One request. Responses are read as raw JSON: the SDK's model deserialisation
+        (a dateutil parse per timestamp) costs more than the 100-record batch itself."""
         if search:
             self.search_limiter.acquire()
         self.limiter.acquire()
-        self.api_calls += 1
+        with self._count_lock:
+            self.api_calls += 1
         try:
-            data, _status, headers = func(
-                _return_http_data_only=False, _request_timeout=self._timeout
-            )
+            response = func(_preload_content=False, _request_timeout=self._timeout)
+            raw = response.data
+            headers = response.headers
         except urllib3.exceptions.HTTPError as exc:
             raise RetriableError(
                 f"HubSpot did not answer ({type(exc).__name__})", destination=DEST
@@ -216,10 +214,10 @@ class HubSpotClient:
         except (CompaniesApiException, PropertiesApiException) as exc:
             status = int(exc.status or 0)
             if status == 429:
-                self.rate_limited += 1
-            headers = exc.headers
-            self._read_headers(headers)
-            error = classify(status, exc.body, headers)
+                with self._count_lock:
+                    self.rate_limited += 1
+            self._read_headers(exc.headers)
+            error = classify(status, exc.body, exc.headers)
             if status == 429 and isinstance(error, RetriableError):
                 self.limiter.pause(error.retry_after or self.limiter.window)
             raise error from None
@@ -228,54 +226,60 @@ class HubSpotClient:
             if search:
                 self.search_limiter.done()
         self._read_headers(headers)
-        return data
+        return orjson.loads(raw) if raw else {}
 
     def _call(self, func: Callable[..., T], *, search: bool = False) -> T:
         return self.backoff.call(lambda: self._once(func, search))
 
     # ------------------------------------------------------------------ calls
-    def batch_update(self, inputs: Sequence[tuple[str, dict[str, str]]]) -> Any:
-        body = BatchInputSimplePublicObjectBatchInput(
-            inputs=[SimplePublicObjectBatchInput(id=i, properties=p) for i, p in inputs]
-        )
-        return self._call(
+    def batch_update(self, inputs: Sequence[tuple[str, dict[str, str]]]) -> dict[str, Any]:
+        """POST batch/update; the raw envelope (``results``, and ``errors`` on a 207)."""
+        body = {"inputs": [{"id": i, "properties": p} for i, p in inputs]}
+        result: dict[str, Any] = self._call(
             lambda **kw: self._batch.update_with_http_info(
                 batch_input_simple_public_object_batch_input=body, **kw
             )
         )
+        return result
 
     def search_domains(self, patterns: Sequence[str]) -> list[tuple[str, str | None]]:
-        """(id, domain) of every company whose domain contains one of ``patterns``."""
+        """(id, domain) of every company whose domain contains one of ``patterns``
+        (one filter group each, so at most 5 patterns a request)."""
         groups = [
-            FilterGroup(
-                filters=[Filter(property_name="domain", operator="CONTAINS_TOKEN", value=f"*{p}*")]
-            )
+            {
+                "filters": [
+                    {"propertyName": "domain", "operator": "CONTAINS_TOKEN", "value": f"*{p}*"}
+                ]
+            }
             for p in patterns
         ]
         found: list[tuple[str, str | None]] = []
         after: str | None = None
         while True:
-            request = PublicObjectSearchRequest(
-                filter_groups=groups, properties=["domain"], limit=200, after=after
-            )
+            request: dict[str, Any] = {
+                "filterGroups": groups,
+                "properties": ["domain"],
+                "limit": 200,
+            }
+            if after:
+                request["after"] = after
             page = self._call(
                 lambda r=request, **kw: self._search.do_search_with_http_info(
                     public_object_search_request=r, **kw
                 ),
                 search=True,
             )
-            for item in page.results or []:
-                found.append((str(item.id), (item.properties or {}).get("domain")))
-            nxt = page.paging.next.after if page.paging and page.paging.next else None
-            if not nxt:
+            for item in page.get("results") or []:
+                found.append((str(item["id"]), (item.get("properties") or {}).get("domain")))
+            after = ((page.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
                 return found
-            after = nxt
 
     def property_names(self) -> set[str]:
         result = self._call(
             lambda **kw: self._props.get_all_with_http_info(object_type="companies", **kw)
         )
-        return {p.name for p in result.results or []}
+        return {p["name"] for p in result.get("results") or []}
 
     def group_exists(self, name: str) -> bool:
         try:
@@ -291,7 +295,7 @@ class HubSpotClient:
         return True
 
     def create_group(self, name: str, label: str) -> None:
-        body = PropertyGroupCreate(name=name, label=label, display_order=-1)
+        body = {"name": name, "label": label, "displayOrder": -1}
         self._call(
             lambda **kw: self._groups.create_with_http_info(
                 object_type="companies", property_group_create=body, **kw
@@ -299,10 +303,8 @@ class HubSpotClient:
         )
 
     def create_property(self, definition: dict[str, Any]) -> None:
-        options = [OptionInput(**o) for o in definition.get("options", [])] or None
-        body = PropertyCreate(**{**definition, "options": options})
         self._call(
             lambda **kw: self._props.create_with_http_info(
-                object_type="companies", property_create=body, **kw
+                object_type="companies", property_create=definition, **kw
             )
         )

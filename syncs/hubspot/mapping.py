@@ -53,19 +53,19 @@ def property_definition(key: str, name: str, group: str) -> dict[str, Any]:
         "name": name,
         "label": label,
         "type": type_,
-        "field_type": field_type,
-        "group_name": group,
+        "fieldType": field_type,
+        "groupName": group,
         "description": description,
     }
     if key == "band":
         definition["options"] = [
-            {"label": lab, "value": val, "display_order": i, "hidden": False}
+            {"label": lab, "value": val, "displayOrder": i, "hidden": False}
             for i, (lab, val) in enumerate(BAND_OPTIONS)
         ]
     if key == "expansion_ready":
         definition["options"] = [
-            {"label": "Yes", "value": "true", "display_order": 0, "hidden": False},
-            {"label": "No", "value": "false", "display_order": 1, "hidden": False},
+            {"label": "Yes", "value": "true", "displayOrder": 0, "hidden": False},
+            {"label": "No", "value": "false", "displayOrder": 1, "hidden": False},
         ]
     return definition
 

@@ -3,20 +3,27 @@ every record; finds companies by domain; provisions the property group and prope
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from integration_signals.settings import Config, Settings
 from store.accounts import normalize_domain
-from syncs.contract import RecordChange, RecordResult, chunks, write_isolating
+from syncs.contract import (
+    RecordChange,
+    RecordResult,
+    chunks,
+    write_concurrently,
+    write_isolating,
+)
 from syncs.exceptions import FatalSyncError, MissingFields
 from syncs.hubspot import mapping
 from syncs.hubspot.client import HubSpotClient
 
 
-def _ids_of(error: Any) -> list[str]:
-    context = getattr(error, "context", None) or {}
+def _ids_of(error: dict[str, Any]) -> list[str]:
+    context = error.get("context") or {}
     ids = context.get("ids") or context.get("id") or []
     return [str(i) for i in (ids if isinstance(ids, list) else [ids])]
 
@@ -31,6 +38,9 @@ class HubSpotSink:
         self.cfg = config.syncs.hubspot
         self.client = client or HubSpotClient(settings, config.syncs)
         self.write_calls = 0
+        self._lock = threading.Lock()
+        self._fields: list[str] = []
+        self.checkpoint = None  # HubSpot writes are synchronous: nothing to resume
 
     @property
     def api_calls(self) -> int:
@@ -50,6 +60,16 @@ class HubSpotSink:
                 destination=self.name,
             )
 
+    def prepare(self, fields: Iterable[str]) -> None:
+        """No request up front: every request counts against the rate limit, and HubSpot
+        refuses a whole batch that names a missing property (nothing is written), so the
+        first write is the check. When it is refused, ``_write_once`` lists every
+        missing property with one more request."""
+        self._fields = list(fields)
+
+    def resume(self, token: str) -> list[tuple[str, dict[str, str]]]:
+        return []
+
     def find_by_domain(self, domains: Sequence[str]) -> dict[str, list[str]]:
         wanted = set(domains)
         found: dict[str, set[str]] = {}
@@ -63,14 +83,26 @@ class HubSpotSink:
         return {d: sorted(ids) for d, ids in found.items()}
 
     def _write_once(self, batch: Sequence[RecordChange]) -> list[RecordResult]:
-        self.write_calls += 1
-        response = self.client.batch_update(
-            [(c.record_id, mapping.to_properties(c.new_values)) for c in batch]
-        )
-        landed = {str(r.id) for r in response.results or []}
+        with self._lock:
+            self.write_calls += 1
+        try:
+            response = self.client.batch_update(
+                [(c.record_id, mapping.to_properties(c.new_values)) for c in batch]
+            )
+        except MissingFields as exc:
+            try:
+                self.check_fields(self._fields)
+            except MissingFields as listed:
+                exc = MissingFields(
+                    listed.message,
+                    fields=sorted(set(listed.fields) | set(exc.fields)),
+                    destination=self.name,
+                )
+            raise exc from None
+        landed = {str(r["id"]) for r in response.get("results") or []}
         refused: dict[str, str] = {}
-        for error in getattr(response, "errors", None) or []:
-            message = f"{error.category}: {error.message}"[:500]
+        for error in response.get("errors") or []:
+            message = f"{error.get('category')}: {error.get('message')}"[:500]
             for record_id in _ids_of(error):
                 refused[record_id] = message
         results = []
@@ -83,8 +115,11 @@ class HubSpotSink:
         return results
 
     def write_batches(self, changes: Sequence[RecordChange]) -> Iterator[list[RecordResult]]:
-        for batch in chunks(changes, self.cfg.batch_size):
-            yield write_isolating(batch, self._write_once)
+        yield from write_concurrently(
+            chunks(changes, self.cfg.batch_size),
+            lambda batch: write_isolating(batch, self._write_once),
+            workers=self.cfg.concurrency,
+        )
 
 
 @dataclass

@@ -31,4 +31,5 @@ DESTINATION = Destination(
     has_credentials=_has_credentials,
     field_map=mapping.field_map,
     open_sink=_open,
+    record_id=mapping.record_id,
 )

@@ -50,7 +50,7 @@ def classify(status: int, content: Any, headers: Mapping[str, str] | None = None
     """Map one Salesforce error response to how we recover from it (pure)."""
     code, message = _first_error(content)
     message = message[:300]
-    ctx = {"destination": DEST, "status": status, "code": code}
+    ctx: dict[str, Any] = {"destination": DEST, "status": status, "code": code}
     retry_after = None
     if headers:
         for key, value in headers.items():
@@ -114,7 +114,7 @@ class _Session(requests.Session):
         self._timeout = timeout
         self._on_response = on_response
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs.setdefault("timeout", self._timeout)
         response = super().request(method, url, *args, **kwargs)
         self._on_response(response)

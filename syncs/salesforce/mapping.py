@@ -20,6 +20,23 @@ KINDS: dict[str, str] = {
 }
 
 
+_SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+
+
+def record_id(value: str) -> str:
+    """Salesforce ids come as 15 case-sensitive or 18 case-insensitive characters; the
+    API answers with 18. Use 18 everywhere so one record is never two ledger entries."""
+    value = value.strip()
+    if len(value) != 15:
+        return value
+    suffix = ""
+    for i in range(3):
+        chunk = value[i * 5 : i * 5 + 5]
+        bits = sum(1 << j for j, ch in enumerate(chunk) if "A" <= ch <= "Z")
+        suffix += _SUFFIX[bits]
+    return value + suffix
+
+
 def field_map(config: Config) -> dict[str, str]:
     return {k: v for k, v in config.syncs.salesforce.fields.items() if v}
 
@@ -51,3 +68,28 @@ def to_csv_cell(value: str | None) -> str:
     if value is None:
         return ""
     return "#N/A" if value == "" else value
+
+
+TASK_EXTERNAL_ID = "Integration_Signals_Task_Id__c"
+_TASK_STATUS = {
+    "open": "Not Started",
+    "claimed": "In Progress",
+    "snoozed": "Deferred",
+    "done": "Completed",
+}
+_HIGH = {"health_degradation", "auth_expired", "abandonment"}
+
+
+def task_values(task: Mapping[str, Any], what_id: str) -> dict[str, str]:
+    """A playbook task as a Salesforce Task on the Account (ledger strings)."""
+    due = task.get("due_at")
+    body = (task.get("body") or "").strip()
+    note = f"Integration Signals task #{task['id']} ({task['signal_kind']})"
+    return {
+        "WhatId": what_id,
+        "Subject": str(task["title"])[:255],
+        "Description": f"{body}\n\n{note}".strip()[:32000],
+        "Status": _TASK_STATUS.get(str(task["status"]), "Not Started"),
+        "Priority": "High" if task["signal_kind"] in _HIGH else "Normal",
+        "ActivityDate": due.date().isoformat() if due is not None else "",
+    }

@@ -8,7 +8,7 @@ import csv
 import io
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 from simple_salesforce import format_soql
 from simple_salesforce.bulk2 import Operation
@@ -32,6 +32,11 @@ def _record_error(errors: Sequence[dict[str, Any]]) -> str:
     return "; ".join(parts)[:500] or "Salesforce refused the record without a message"
 
 
+def _bulk(sf: Any) -> Any:
+    """simple-salesforce's Bulk API 2.0 client for Account (create, upload, close, poll)."""
+    return sf.bulk2.Account._client
+
+
 class SalesforceSink:
     """The Salesforce destination's sink (see ``syncs.contract.Sink``)."""
 
@@ -50,6 +55,8 @@ class SalesforceSink:
         self._sleep = sleep
         self.write_calls = 0
         self.bulk_jobs: list[str] = []
+        # Set by the runner: remember (job id) or forget (None) an asynchronous job.
+        self.checkpoint: Callable[[str | None], None] | None = None
 
     @property
     def api_calls(self) -> int:
@@ -64,7 +71,7 @@ class SalesforceSink:
 
     # ---------------------------------------------------------------- schema
     def check_fields(self, fields: Iterable[str]) -> None:
-        describe = self.client.call(lambda sf: sf.Account.describe())
+        describe = self.client.call(lambda sf: cast(Any, sf).Account.describe())
         by_name = {f["name"]: f for f in describe.get("fields", [])}
         missing = sorted(f for f in fields if f not in by_name)
         read_only = sorted(f for f in fields if f in by_name and not by_name[f].get("updateable"))
@@ -82,6 +89,57 @@ class SalesforceSink:
                 destination=self.name,
             )
 
+    def prepare(self, fields: Iterable[str]) -> None:
+        """Describe Account before writing: a missing field would fail every record."""
+        self.check_fields(fields)
+
+    def check_task_fields(self) -> None:
+        describe = self.client.call(lambda sf: cast(Any, sf).Task.describe())
+        names = {f["name"] for f in describe.get("fields", [])}
+        if mapping.TASK_EXTERNAL_ID not in names:
+            raise MissingFields(
+                f"Salesforce Task lacks the field {mapping.TASK_EXTERNAL_ID} that playbook"
+                f" tasks are written by; {DEPLOY_HINT}",
+                fields=[mapping.TASK_EXTERNAL_ID],
+                destination=self.name,
+            )
+
+    def write_tasks(self, changes: Sequence[RecordChange]) -> Iterator[list[RecordResult]]:
+        """Upsert playbook tasks as Salesforce Tasks by our task id (an external id),
+        so a task is never created twice, even when a run is retried after a crash.
+        ``record_id`` is ``task:<id>``; every planned task is sent whole."""
+        for batch in chunks(changes, self.cfg.batch_size):
+            yield write_isolating(batch, self._upsert_tasks)
+
+    def _upsert_tasks(self, batch: Sequence[RecordChange]) -> list[RecordResult]:
+        records = []
+        for c in batch:
+            values = {f: (new or None) for f, (_old, new) in c.changes.items()}
+            records.append(
+                {
+                    "attributes": {"type": "Task"},
+                    mapping.TASK_EXTERNAL_ID: c.record_id.removeprefix("task:"),
+                    **values,
+                }
+            )
+        self.write_calls += 1
+        path = f"composite/sobjects/Task/{mapping.TASK_EXTERNAL_ID}"
+        saved = self.client.call(
+            lambda sf: sf.restful(
+                path, method="PATCH", json={"allOrNone": False, "records": records}
+            )
+        )
+        if not isinstance(saved, list) or len(saved) != len(batch):
+            raise FatalSyncError(
+                "Salesforce answered the Task upsert with an unexpected body", destination=self.name
+            )
+        return [
+            RecordResult(c.record_id, True)
+            if r.get("success")
+            else RecordResult(c.record_id, False, _record_error(r.get("errors", [])))
+            for c, r in zip(batch, saved, strict=True)
+        ]
+
     # ---------------------------------------------------------------- matching
     def find_by_domain(self, domains: Sequence[str]) -> dict[str, list[str]]:
         """Accounts whose Website normalises to one of ``domains``. Salesforce compares
@@ -94,7 +152,9 @@ class SalesforceSink:
             part = ordered[start : start + self.cfg.domain_query_chunk]
             where = " OR ".join(format_soql("Website LIKE '%{:like}%'", d) for d in part)
             soql = f"SELECT Id, Website FROM Account WHERE {where}"
-            records = self.client.call(lambda sf, q=soql: sf.query_all(q)["records"])
+            records: list[dict[str, Any]] = self.client.call(
+                lambda sf, q=soql: sf.query_all(q)["records"]  # type: ignore[misc]
+            )
             for rec in records:
                 domain = normalize_domain(rec.get("Website"))
                 if domain in wanted:
@@ -149,28 +209,41 @@ class SalesforceSink:
         return out.getvalue()
 
     def _bulk(self, changes: Sequence[RecordChange]) -> list[RecordResult]:
-        """One Bulk API 2.0 update job: create, upload CSV, close, poll, read results."""
+        """One Bulk API 2.0 update job: create, upload CSV, close, poll, read results.
+        The job id is checkpointed before the upload, so a run killed while Salesforce
+        processes it lets the next run read its results instead of writing it again."""
         client = self.client
-        bulk = lambda sf: sf.bulk2.Account._client  # noqa: E731
-        job = client.call(lambda sf: bulk(sf).create_job(Operation.update))
+        job = client.call(lambda sf: _bulk(sf).create_job(Operation.update))
         job_id = job["id"]
         self.bulk_jobs.append(job_id)
         self.write_calls += 1
+        if self.checkpoint is not None:
+            self.checkpoint(job_id)
         data = self._csv(changes)
-        client.call(lambda sf: bulk(sf).upload_job_data(job_id, data))
-        client.call(lambda sf: bulk(sf).close_job(job_id))
+        client.call(lambda sf: _bulk(sf).upload_job_data(job_id, data))
+        client.call(lambda sf: _bulk(sf).close_job(job_id))
+        self._wait(job_id)
+        results = self._bulk_results(job_id, changes)
+        if self.checkpoint is not None:
+            self.checkpoint(None)
+        return results
+
+    def _wait(self, job_id: str) -> str:
         deadline = time.monotonic() + self.cfg.bulk_timeout_seconds
         while True:
-            info = client.call(lambda sf: bulk(sf).get_job(job_id, False))
-            state = info.get("state")
+            info = self.client.call(lambda sf: _bulk(sf).get_job(job_id, False))
+            state = str(info.get("state"))
             if state == "JobComplete":
-                break
+                return state
             if state in ("Failed", "Aborted"):
                 raise FatalSyncError(
                     f"Salesforce Bulk job {job_id} ended {state}:"
                     f" {info.get('errorMessage') or 'no message'}",
                     destination=self.name,
                 )
+            if state == "Open":  # never closed: the upload did not finish; drop it
+                self.client.call(lambda sf: _bulk(sf).abort_job(job_id, False))
+                return "Aborted"
             if time.monotonic() > deadline:
                 raise RetriableError(
                     f"Salesforce Bulk job {job_id} still {state} after"
@@ -178,13 +251,32 @@ class SalesforceSink:
                     destination=self.name,
                 )
             self._sleep(self.cfg.bulk_poll_seconds)
-        return self._bulk_results(job_id, changes)
+
+    def resume(self, token: str) -> list[tuple[str, dict[str, str]]]:
+        """The writes an interrupted run's Bulk job confirmed: (record id, field ->
+        value) from its successful results, which echo the uploaded columns."""
+        try:
+            state = self._wait(token)
+        except FatalSyncError:
+            return []  # the job failed or was aborted: nothing was written by it
+        if state != "JobComplete":
+            return []
+        text = self.client.call(lambda sf: _bulk(sf).get_ingest_results(token, "successfulResults"))
+        confirmed = []
+        for row in csv.DictReader(io.StringIO(text or "")):
+            record_id = row.get("Id") or row.get("sf__Id") or ""
+            values = {
+                name: ("" if cell == "#N/A" else cell)
+                for name, cell in row.items()
+                if name not in ("Id", "sf__Id", "sf__Created") and cell != ""
+            }
+            if record_id:
+                confirmed.append((record_id, values))
+        return confirmed
 
     def _bulk_results(self, job_id: str, changes: Sequence[RecordChange]) -> list[RecordResult]:
         def rows(kind: str) -> list[dict[str, str]]:
-            text = self.client.call(
-                lambda sf: sf.bulk2.Account._client.get_ingest_results(job_id, kind)
-            )
+            text = self.client.call(lambda sf: _bulk(sf).get_ingest_results(job_id, kind))
             return list(csv.DictReader(io.StringIO(text or "")))
 
         ok = {r.get("Id") or r.get("sf__Id") for r in rows("successfulResults")}

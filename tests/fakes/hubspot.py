@@ -27,6 +27,7 @@ BATCH_UPDATE = "/crm/v3/objects/companies/batch/update"
 SEARCH = "/crm/v3/objects/companies/search"
 PROPERTIES = "/crm/v3/properties/companies"
 GROUPS = "/crm/v3/properties/companies/groups"
+OBJECT = "/crm/v3/objects/companies"
 
 BASE_PROPERTIES = {
     "name": {"name": "name", "label": "Name", "type": "string", "fieldType": "text"},
@@ -309,6 +310,8 @@ class FakeHubSpot:
         headers = {} if is_search else self._rate_headers()
         if method == "POST" and path == BATCH_UPDATE:
             status, payload = self._batch_update(body)
+        elif method == "PATCH" and path.startswith(OBJECT + "/"):
+            status, payload = self._update_one(path.rsplit("/", 1)[1], body)
         elif method == "POST" and path == SEARCH:
             status, payload = self._search(body)
         elif method == "GET" and path == PROPERTIES:
@@ -412,6 +415,29 @@ class FakeHubSpot:
         if errors:
             return 207, {**envelope, "numErrors": len(errors), "errors": errors}
         return 200, envelope
+
+    def _update_one(self, cid: str, body: Any) -> tuple[int, Any]:
+        """PATCH /crm/v3/objects/companies/{id}: what a one-call-per-record script uses."""
+        props = (body or {}).get("properties") or {}
+        for name, value in props.items():
+            if name not in self.properties:
+                return 400, _validation_error(
+                    name, "PROPERTY_DOESNT_EXIST", f'Property "{name}" does not exist'
+                )
+            problem = self._check_value(name, value)
+            if problem:
+                return 400, _validation_error(name, "INVALID_OPTION", problem)
+        if cid not in self.companies:
+            return 404, self._error("OBJECT_NOT_FOUND", "resource not found")
+        self.companies[cid].update({k: str(v) for k, v in props.items()})
+        self.writes[cid] += 1
+        return 200, {
+            "id": cid,
+            "properties": {**self.companies[cid], "hs_object_id": cid},
+            "createdAt": "2024-01-01T00:00:00.000Z",
+            "updatedAt": _now_iso(),
+            "archived": False,
+        }
 
     def _search(self, body: Any) -> tuple[int, Any]:
         body = body or {}

@@ -40,6 +40,7 @@ OUR_FIELDS = {
     "Integration_Health_Reason__c": "string",
     "Integration_Scored_At__c": "datetime",
 }
+TASK_EXT = "Integration_Signals_Task_Id__c"
 STANDARD_FIELDS = {"Id": "id", "Name": "string", "Website": "url", "CreatedDate": "datetime"}
 
 
@@ -81,6 +82,9 @@ class FakeSalesforce:
         self.password = "hunter2-password"
         self._id = 0
         self._expire: tuple[str, str, int] | None = None
+        self.tasks: dict[str, dict[str, Any]] = {}  # by Integration_Signals_Task_Id__c
+        self.task_writes = Counter[str]()
+        self.task_field = True  # the Activity custom field is deployed
 
     # ------------------------------------------------------------------ helpers
     def add_account(self, account_id: str | None = None, **fields: Any) -> str:
@@ -218,6 +222,17 @@ class FakeSalesforce:
             return self._query_more(path.split("/", 1)[1])
         if method == "PATCH" and path == "composite/sobjects":
             return self._collections(body)
+        if method == "GET" and path == "sobjects/Task/describe":
+            names = ["Id", "Subject", "Status", "Priority", "ActivityDate", "Description", "WhatId"]
+            if self.task_field:
+                names.append(TASK_EXT)
+            return (
+                200,
+                {"name": "Task", "fields": [{"name": n, "updateable": n != "Id"} for n in names]},
+                {},
+            )
+        if method == "PATCH" and path == f"composite/sobjects/Task/{TASK_EXT}":
+            return self._upsert_tasks(body)
         if path.startswith("jobs/ingest"):
             return self._bulk(method, path, body)
         return (
@@ -429,6 +444,96 @@ class FakeSalesforce:
             self.accounts[rid].update({k: v for k, v in r.items() if k not in ("id", "attributes")})
             self.writes[rid] += 1
             out.append({"id": rid, "success": True, "errors": []})
+        return 200, out, {}
+
+    def _upsert_tasks(self, body: Any) -> tuple[int, Any, dict[str, str]]:
+        """sObject Collections upsert by external id (API-NOTES A2)."""
+        records = (body or {}).get("records") or []
+        if len(records) > 200:
+            return 400, [{"errorCode": "EXCEEDED_ID_LIMIT", "message": "record limit reached"}], {}
+        if not self.task_field:
+            return (
+                400,
+                [
+                    {
+                        "errorCode": "INVALID_FIELD",
+                        "message": f"No such column '{TASK_EXT}' on sobject of type Task",
+                    }
+                ],
+                {},
+            )
+        out = []
+        for r in records:
+            if r.get("attributes", {}).get("type") != "Task" or "id" in r or "Id" in r:
+                return (
+                    400,
+                    [
+                        {
+                            "errorCode": "INVALID_INPUT",
+                            "message": "each record needs attributes.type Task and no id",
+                        }
+                    ],
+                    {},
+                )
+            key = str(r.get(TASK_EXT))
+            what = r.get("WhatId")
+            status = r.get("Status")
+            if key not in self.tasks and (not what or not r.get("Subject")):
+                out.append(
+                    {
+                        "success": False,
+                        "errors": [
+                            {
+                                "statusCode": "REQUIRED_FIELD_MISSING",
+                                "message": "Required fields are missing: [Subject, WhatId]",
+                                "fields": ["Subject"],
+                            }
+                        ],
+                    }
+                )
+                continue
+            if what is not None and what not in self.accounts:
+                out.append(
+                    {
+                        "success": False,
+                        "errors": [
+                            {
+                                "statusCode": "FIELD_INTEGRITY_EXCEPTION",
+                                "message": "Related To ID: id value of incorrect type",
+                                "fields": ["WhatId"],
+                            }
+                        ],
+                    }
+                )
+                continue
+            if status is not None and status not in (
+                "Not Started",
+                "In Progress",
+                "Completed",
+                "Waiting on someone else",
+                "Deferred",
+            ):
+                out.append(
+                    {
+                        "success": False,
+                        "errors": [
+                            {
+                                "statusCode": "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                                "message": f"Status: bad value for restricted picklist field: {status}",
+                                "fields": ["Status"],
+                            }
+                        ],
+                    }
+                )
+                continue
+            created = key not in self.tasks
+            if created:
+                self.tasks[key] = {"Id": f"00TFAKE{len(self.tasks) + 1:011d}"}
+            self.tasks[key].update({k: v for k, v in r.items() if k != "attributes"})
+            self.task_writes[key] += 1
+            out.append(
+                {"id": self.tasks[key]["Id"], "success": True, "errors": [], "created": created}
+            )
         return 200, out, {}
 
     # ------------------------------------------------------------------ bulk 2.0

@@ -361,3 +361,26 @@ def test_a_killed_import_run_again_ends_with_the_same_totals(db_url: str, tmp_pa
     ingest_paths(clean, CONFIG, [source], now=NOW)
     assert usage_state(clean) == killed_usage
     assert connection_state(clean) == killed_connections
+
+
+def test_parsing_in_a_worker_process_gives_the_same_result(db_url: str, tmp_path: Path):
+    """Big files are parsed in a worker process; the result must not depend on it."""
+    source = _big_file(tmp_path / "big.jsonl", 3_000)
+    with source.open("a") as fh:
+        fh.write('{"event_id": "late", "type": "bogus"}\n')
+    in_process = fresh_engine(db_url, tmp_path, "in")
+    first = ingest_paths(in_process, CONFIG, [source], now=NOW, parallel=False).as_json()
+    expected = (usage_state(in_process), connection_state(in_process))
+    with in_process.connect() as conn:
+        expected_q = sorted((q.line_no, q.reason) for q in conn.execute(select(Quarantine)))
+    worker = fresh_engine(db_url, tmp_path, "worker")
+    # Small blocks: many of them, and lines cut at block edges.
+    second = ingest_paths(
+        worker, CONFIG, [source], now=NOW, parallel=True, block_bytes=4096
+    ).as_json()
+    assert {k: second[k] for k in ("accepted", "duplicates", "quarantined")} == {
+        k: first[k] for k in ("accepted", "duplicates", "quarantined")
+    }
+    assert (usage_state(worker), connection_state(worker)) == expected
+    with worker.connect() as conn:
+        assert sorted((q.line_no, q.reason) for q in conn.execute(select(Quarantine))) == expected_q

@@ -221,3 +221,18 @@ def test_shipped_sfdx_metadata_defines_every_default_salesforce_field():
     assert set(shipped) == set(fields.values())
     assert shipped[fields["score"]] == "Number" and shipped[fields["scored_at"]] == "DateTime"
     assert shipped[fields["expansion_ready"]] == "Checkbox"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("001D000000IqhSL", "001D000000IqhSLIAZ"),
+        ("001D000000IqhSLIAZ", "001D000000IqhSLIAZ"),
+        ("0013000000Abcde", "0013000000AbcdeAAB"),
+    ],
+    ids=["15-chars", "already-18", "mixed-case"],
+)
+def test_salesforce_ids_are_compared_in_their_18_character_form(given: str, expected: str):
+    from syncs.salesforce.mapping import record_id
+
+    assert record_id(given) == expected

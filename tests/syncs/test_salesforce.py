@@ -5,13 +5,18 @@ by Website, rejections, session expiry, faults."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 
 import pytest
 import requests
+from sqlalchemy import select
 
-from tests.fakes.salesforce import FakeSalesforce, Fault
-from tests.syncs.conftest import salesforce_rows, seed_scores
+from integration_signals.settings import Settings, load_config
+from store import models
+from syncs.run import run_sync
+from tests.fakes.salesforce import INSTANCE, FakeSalesforce, Fault
+from tests.syncs.conftest import FAST_CONFIG, NOW, SF_TOKEN, salesforce_rows, seed_scores
 
 SCORE = "Integration_Health_Score__c"
 BAND = "Integration_Health_Band__c"
@@ -143,8 +148,9 @@ def test_an_expired_session_logs_in_again_once_with_username_and_password(
 
 
 def test_an_expired_access_token_fails_clearly_and_keeps_confirmed_batches(
-    cli, engine, salesforce, salesforce_env
+    cli, engine, salesforce, salesforce_env, caplog
 ):
+    caplog.set_level(logging.DEBUG)
     rows = salesforce_rows(300, salesforce)
     seed_scores(engine, rows)
     salesforce.expire_before("PATCH", "composite/sobjects", nth=2)
@@ -152,6 +158,11 @@ def test_an_expired_access_token_fails_clearly_and_keeps_confirmed_batches(
     assert data["_exit"] == 1 and data["status"] == "failed"
     assert data["written"] == 200
     assert "SALESFORCE_ACCESS_TOKEN" in data["error"] and "INVALID_SESSION_ID" in data["error"]
+    history = cli("sync", "history", "--json").stdout
+    with engine.connect() as conn:
+        runs = conn.execute(select(models.SyncRun.__table__)).all()
+    everything = caplog.text + json.dumps(data) + history + repr(runs)
+    assert SF_TOKEN not in everything and SF_TOKEN.split("!")[1] not in everything
 
 
 @pytest.mark.parametrize(
@@ -261,3 +272,104 @@ def test_matches_are_remembered_so_the_next_run_queries_nothing(
     data = run(cli, salesforce_env)
     assert data["written"] == 1 and salesforce.accounts[record][SCORE] == 90
     assert len(salesforce.requests("GET", r"query/?")) == queries
+
+
+def add_task(
+    engine, task_id: int, account_id: str, *, status: str = "open", kind: str = "health_degradation"
+):
+    with engine.begin() as conn:
+        conn.execute(
+            models.Task.__table__.insert().values(
+                id=task_id,
+                account_id=account_id,
+                signal_kind=kind,
+                title=f"Fix Zendesk sync for {account_id}",
+                body="7-day success 78% (22 of 100 failed).",
+                status=status,
+                due_at=NOW,
+                created_at=NOW,
+                updated_at=NOW,
+            )
+        )
+
+
+def test_playbook_tasks_become_salesforce_tasks_once_and_follow_their_status(
+    cli, engine, salesforce, salesforce_env, tmp_path
+):
+    config = tmp_path / "tasks.toml"
+    config.write_text(
+        FAST_CONFIG.replace("bulk_threshold = 400", "bulk_threshold = 400\nplaybook_tasks = true")
+    )
+    env = {**salesforce_env, "SIGNALS_CONFIG": str(config)}
+    rows = salesforce_rows(2, salesforce)
+    seed_scores(engine, rows)
+    add_task(engine, 1, "acct-00000")
+    add_task(engine, 2, "acct-00001", kind="integration_activated")
+    add_task(engine, 3, "acct-00001", status="done")  # done before it was ever written
+    data = run(cli, env)
+    assert data["_exit"] == 0 and data["tasks"] == {
+        "planned": 2,
+        "written": 2,
+        "failed": 0,
+        "unchanged": 0,
+    }
+    task = salesforce.tasks["1"]
+    assert task["WhatId"] == rows[0]["salesforce_id"] and task["Status"] == "Not Started"
+    assert task["Priority"] == "High" and task["ActivityDate"] == "2026-11-20"
+    assert "3" not in salesforce.tasks
+
+    assert run(cli, env)["tasks"]["planned"] == 0  # nothing changed: nothing sent
+    with engine.begin() as conn:
+        conn.execute(
+            models.Task.__table__.update()
+            .where(models.Task.__table__.c.id == 1)
+            .values(status="done")
+        )
+    again = run(cli, env)
+    assert again["tasks"]["written"] == 1 and salesforce.tasks["1"]["Status"] == "Completed"
+    assert (
+        len(salesforce.tasks) == 2 and salesforce.task_writes["1"] == 2
+    )  # updated, not duplicated
+
+
+def test_playbook_tasks_need_the_shipped_task_field(
+    cli, engine, salesforce, salesforce_env, tmp_path
+):
+    config = tmp_path / "tasks.toml"
+    config.write_text(
+        FAST_CONFIG.replace("bulk_threshold = 400", "bulk_threshold = 400\nplaybook_tasks = true")
+    )
+    salesforce.task_field = False
+    seed_scores(engine, salesforce_rows(1, salesforce))
+    add_task(engine, 1, "acct-00000")
+    data = run(cli, {**salesforce_env, "SIGNALS_CONFIG": str(config)})
+    assert data["_exit"] == 1 and data["written"] == 1  # the fields landed first
+    assert data["missing_fields"] == ["Integration_Signals_Task_Id__c"]
+    assert "force-app" in data["error"]
+
+
+def test_a_run_interrupted_during_a_bulk_job_is_finished_from_the_jobs_results(
+    engine, salesforce, config_path
+):
+    """Killed (here: Ctrl-C) while polling a Bulk job Salesforce goes on to finish: the
+    next run reads the job's successful results into the ledger instead of sending the
+    same 450 records again."""
+    rows = salesforce_rows(450, salesforce)
+    seed_scores(engine, rows)
+    salesforce.faults.append(Fault("GET", r"jobs/ingest/[^/]+", error=KeyboardInterrupt))
+    config = load_config(config_path)
+    settings = Settings(
+        salesforce_instance_url=f"https://{INSTANCE}", salesforce_access_token=SF_TOKEN
+    )
+    with pytest.raises(KeyboardInterrupt):
+        run_sync(engine, config, settings, "salesforce", now=NOW)
+    assert sum(salesforce.writes.values()) == 450  # Salesforce processed the job
+    with engine.connect() as conn:
+        status = conn.execute(select(models.SyncRun.status)).scalar_one()
+    assert status == "interrupted"
+
+    report = run_sync(engine, config, settings, "salesforce", now=NOW)
+    assert report.status == "ok" and report.resumed == 450
+    assert (report.planned, report.written, report.unchanged) == (0, 0, 450)
+    assert salesforce.bulk_jobs_created() == 1 and set(salesforce.writes.values()) == {1}
+    assert_crm_equals_computed(salesforce, rows)
