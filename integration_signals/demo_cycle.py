@@ -103,6 +103,7 @@ def run_demo(rt: Runtime, *, accounts: int, seed: int, as_json: bool) -> DemoRes
     summary["crm"] = crm_preview(rt, now=end)
     _impact_step(rt, summary, end)
     summary["slack"] = demo_slack(rt, as_of=end)
+    summary["crm"] = crm_preview(rt, now=end)
     return DemoResult(summary, _render)
 
 
@@ -330,6 +331,7 @@ def _render(d: dict[str, Any]) -> None:
     _render_crm(d.get("crm") or {})
     if "slack" in d:
         _render_slack(d["slack"])
+    _render_crm(d.get("crm") or {})
     print("Next: `signals quarantine`, `signals accounts import FILE`, `signals ingest FILE`.")
     print("      `signals score`, `signals health acme`, `signals funnel`, `signals ttv`,")
     print("      `signals retention --integration salesforce --plot retention.png`.")
@@ -358,6 +360,10 @@ def render_impact(im: dict[str, Any]) -> None:
         print(f"  {'':<11} {r['verdict']}")
     print("  (naive = all adopters vs all non-adopters; correlational, not causal)")
     print()
+    print(
+        "Run it continuously: `SIGNALS_INGEST_TOKEN=... signals serve --port 8000`"
+        " (scheduler, POST /v1/events, POST /v1/batch, /slack/events, GET /healthz)."
+    )
 
 
 def _render_crm(crm: dict[str, Any]) -> None:

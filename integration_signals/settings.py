@@ -296,6 +296,77 @@ class SignalsConfig(_Strict):
     onboarding: OnboardingRules = OnboardingRules()
 
 
+class ChannelScope(_Strict):
+    """The accounts one Slack channel may see: listed ids and whole account segments."""
+
+    accounts: list[str] = []
+    segments: list[Literal["smb", "mid_market", "enterprise"]] = []
+
+
+class BotConfig(_Strict):
+    """The Slack bot: command, where tasks go, what a channel may see, CRM links."""
+
+    command: str = Field("/integration-health", pattern=r"^/[a-z0-9_-]{1,31}$")
+    response_type: Literal["ephemeral", "in_channel"] = "ephemeral"
+    tasks_to: Literal["channel", "owner"] = "channel"
+    list_size: int = Field(10, ge=1, le=30)
+    max_integrations: int = Field(15, ge=1, le=40)
+    post_batch: int = Field(50, ge=1, le=1000)
+    post_lease_minutes: int = Field(10, ge=1, le=1440)
+    digest_channel: str | None = None
+    salesforce_record_url: str = ""
+    hubspot_record_url: str = ""
+    access_default: Literal["all", "none"] = "all"
+    access: dict[str, ChannelScope] = {}
+
+    @field_validator("salesforce_record_url", "hubspot_record_url")
+    @classmethod
+    def _has_id_placeholder(cls, value: str) -> str:
+        if value and "{id}" not in value:
+            raise ValueError("must contain {id} where the record id goes")
+        return value
+
+
+class PullConfig(_Strict):
+    """An ingest pull from any SQL database (SIGNALS_PULL_URL names it): ``query`` must
+    return event columns; rows are read incrementally by ``cursor_column``."""
+
+    query: str = ""
+    cursor_column: str = "occurred_at"
+    batch_size: int = Field(5000, ge=1, le=100_000)
+    name: str = Field("sql", pattern=r"^[a-z0-9_\-]+$")
+
+
+class SchedulesConfig(_Strict):
+    """When each job runs. Ticks are counted from ``daily_at`` (UTC) on 2000-01-01, so every
+    process computes the same ticks and daily jobs run at that time of day."""
+
+    daily_at: str = Field("08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    score_minutes: float = Field(15, gt=0)
+    sync_minutes: float = Field(15, gt=0)
+    task_post_minutes: float = Field(1, gt=0)
+    reminders_minutes: float = Field(1440, gt=0)
+    digest_minutes: float = Field(1440, gt=0)
+    pull_minutes: float = Field(5, gt=0)
+    prune_minutes: float = Field(1440, gt=0)
+    keep_job_runs_days: int = Field(30, ge=1)
+    misfire_grace_seconds: float = Field(300, gt=0)
+    stale_after_intervals: float = Field(3, gt=0)
+    alert_after_failures: int = Field(3, ge=1)
+    shutdown_grace_seconds: float = Field(20, ge=0)
+    pull: PullConfig = PullConfig()
+
+
+class ServeConfig(_Strict):
+    """The HTTP side of `signals serve`."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    max_body_bytes: int = Field(5_000_000, ge=1024)
+    # Extra Segment track names -> our event types (the built-in names need no entry).
+    segment_events: dict[str, str] = {}
+
+
 SYNC_VALUES = (
     "score",
     "band",
@@ -380,46 +451,17 @@ class SyncsConfig(_Strict):
     hubspot: HubSpotSyncConfig = HubSpotSyncConfig()
 
 
-class ChannelScope(_Strict):
-    """The accounts one Slack channel may see: listed ids and whole account segments."""
-
-    accounts: list[str] = []
-    segments: list[Literal["smb", "mid_market", "enterprise"]] = []
-
-
-class BotConfig(_Strict):
-    """The Slack bot: command, where tasks go, what a channel may see, CRM links."""
-
-    command: str = Field("/integration-health", pattern=r"^/[a-z0-9_-]{1,31}$")
-    response_type: Literal["ephemeral", "in_channel"] = "ephemeral"
-    tasks_to: Literal["channel", "owner"] = "channel"
-    list_size: int = Field(10, ge=1, le=30)
-    max_integrations: int = Field(15, ge=1, le=40)
-    post_batch: int = Field(50, ge=1, le=1000)
-    post_lease_minutes: int = Field(10, ge=1, le=1440)
-    digest_channel: str | None = None
-    salesforce_record_url: str = ""
-    hubspot_record_url: str = ""
-    access_default: Literal["all", "none"] = "all"
-    access: dict[str, ChannelScope] = {}
-
-    @field_validator("salesforce_record_url", "hubspot_record_url")
-    @classmethod
-    def _has_id_placeholder(cls, value: str) -> str:
-        if value and "{id}" not in value:
-            raise ValueError("must contain {id} where the record id goes")
-        return value
-
-
 class Config(_Strict):
     """The whole TOML configuration after defaults are merged in."""
 
     integrations: dict[str, IntegrationDef]
     ingest: IngestConfig = IngestConfig()
     impact: ImpactConfig = ImpactConfig()
+    schedules: SchedulesConfig = SchedulesConfig()
+    serve: ServeConfig = ServeConfig()
+    syncs: SyncsConfig = SyncsConfig()
     scoring: ScoringConfig = ScoringConfig()
     signals: SignalsConfig = SignalsConfig()
-    syncs: SyncsConfig = SyncsConfig()
     bot: BotConfig = BotConfig()
 
     @field_validator("integrations")
@@ -498,6 +540,8 @@ class Settings(BaseSettings):
     signals_database_url: str = "sqlite:///signals.db"
     signals_config: str | None = None
     signals_ingest_token: SecretStr | None = None
+    # The SQL source of the ingest pull (any SQLAlchemy URL; may hold a password).
+    signals_pull_url: SecretStr | None = None
 
     salesforce_instance_url: str | None = None
     salesforce_access_token: SecretStr | None = None

@@ -101,6 +101,9 @@ class Ingestor:
         self._conns: dict[str, dict[str, Any]] = {}
         self._accounts: set[str] = set()
         self._unknown: set[str] = set()
+        # Called inside each transaction after its writes, just before it commits, so a
+        # caller's own state (the SQL pull's cursor) commits together with the batch.
+        self.before_commit: Callable[[Any], None] | None = None
 
     @property
     def postgres(self) -> bool:
@@ -152,12 +155,16 @@ class Ingestor:
                     in_transaction += len(rows) + len(rejects)
                     if in_transaction >= self.batch_size:
                         self._flush(conn)
+                        if self.before_commit is not None:
+                            self.before_commit(conn)
                         trans.commit()
                         trans = conn.begin()
                         in_transaction = 0
                         if on_batch:
                             on_batch()
                 self._flush(conn)
+                if self.before_commit is not None:
+                    self.before_commit(conn)
                 trans.commit()
             except BaseException:
                 trans.rollback()

@@ -4,6 +4,7 @@ from integration_signals.commands import (
     bot_cmds,  # noqa: F401
     impact_cmds,  # noqa: F401
     scoring_cmds,  # noqa: F401
+    serve_cmds,  # noqa: F401
     signals_cmds,  # noqa: F401
     store_cmds,  # noqa: F401
     syncs_cmds,  # noqa: F401

@@ -75,7 +75,24 @@ def ingest(
             files,
             progress=lambda done: progress.update(task, completed=done),
         )
-    emit(report.as_json(), as_json=as_json, render=_render_ingest)
+    from integration_signals.pipeline import after_ingest
+    from store.sql import utcnow
+
+    data = report.as_json()
+    # Rescore the accounts the events touched and evaluate their signals at once. The
+    # events are stored either way: a failure here is reported, and the next
+    # `signals score` (or serve's score job) rescores those accounts.
+    try:
+        data["after_ingest"] = after_ingest(rt.engine, rt.config, report, now=utcnow())
+    except Exception as exc:  # the ingest itself succeeded; say what did not
+        message = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        data["after_ingest"] = {"error": message}
+        stderr.print(
+            f"warning: events stored, but rescoring the touched accounts failed ({message});"
+            " `signals score` will rescore them",
+            markup=False,
+        )
+    emit(data, as_json=as_json, render=_render_ingest)
 
 
 def _render_ingest(data: dict[str, Any]) -> None:
@@ -83,6 +100,9 @@ def _render_ingest(data: dict[str, Any]) -> None:
         f"accepted {data['accepted']:,}  duplicates {data['duplicates']:,}  "
         f"quarantined {data['quarantined']:,}"
     )
+    after = data.get("after_ingest") or {}
+    if after.get("rescored") is not None and after.get("accounts"):
+        print(f"rescored {after['rescored']:,} of {after['accounts']:,} accounts touched")
     if data["new_integrations"]:
         print(
             "new integrations (added as other/daily; add them to the catalog): "

@@ -1,0 +1,197 @@
+"""The job registry: stable ids, intervals from config, and plain callables.
+
+A job is a function of a ``JobContext`` returning a small summary (logged). Which jobs
+exist depends on what is configured: CRM syncs only with their credentials, Slack
+jobs only with a bot token, the pull only with a source. Layers built elsewhere
+(scoring, syncs, bot) are imported when the job runs, so this module stays at the top
+of the import picture.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, delete
+
+from integration_signals.pipeline import optional_layer as _layer
+from integration_signals.pipeline import summary as _summary
+from integration_signals.settings import Config, Settings
+from store.models import JobRun
+
+ANCHOR_DAY = datetime(2000, 1, 1, tzinfo=UTC)
+log = logging.getLogger("signals.schedules")
+
+
+@dataclass
+class JobContext:
+    """What a running job gets: the tick it runs for, the clock, and a stop flag it
+    should check between units of work (then raise ``schedules.pull.Stopping``)."""
+
+    job_id: str
+    tick: datetime
+    now: datetime
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+
+JobFunc = Callable[[JobContext], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    id: str
+    interval: timedelta
+    func: JobFunc
+    description: str
+    # Run once at start-up for the current tick (a backlog goes out at once).
+    at_start: bool = False
+
+
+def anchor(config: Config) -> datetime:
+    """Ticks are counted from here; every process computes the same ones."""
+    hh, mm = (int(x) for x in config.schedules.daily_at.split(":"))
+    return datetime.combine(ANCHOR_DAY.date(), time(hh, mm), tzinfo=UTC)
+
+
+def tick_of(spec: JobSpec, config: Config, at: datetime) -> datetime:
+    """The latest tick of ``spec`` at or before ``at`` (what a run at ``at`` is for)."""
+    start = anchor(config)
+    step = spec.interval.total_seconds()
+    # Whole microseconds so every process computes exactly the same instant.
+    n = int((at - start).total_seconds() // step)
+    return start + timedelta(microseconds=round(n * step * 1_000_000))
+
+
+def next_tick(spec: JobSpec, config: Config, at: datetime) -> datetime:
+    current = tick_of(spec, config, at)
+    step = timedelta(microseconds=round(spec.interval.total_seconds() * 1_000_000))
+    return current + step
+
+
+# ---------------------------------------------------------------- the jobs
+
+
+def salesforce_configured(settings: Settings) -> bool:
+    return bool(
+        (settings.salesforce_instance_url and settings.salesforce_access_token)
+        or (settings.salesforce_username and settings.salesforce_password)
+    )
+
+
+def hubspot_configured(settings: Settings) -> bool:
+    return bool(settings.hubspot_access_token)
+
+
+def slack_configured(settings: Settings) -> bool:
+    return bool(settings.slack_bot_token)
+
+
+def build_jobs(engine: Engine, config: Config, settings: Settings) -> list[JobSpec]:
+    """Every job this installation and configuration calls for."""
+    sched = config.schedules
+    jobs: list[JobSpec] = []
+
+    def minutes(value: float) -> timedelta:
+        return timedelta(minutes=value)
+
+    from schedules import pull
+
+    if pull.is_configured(config, settings):
+
+        def pull_job(ctx: JobContext) -> dict[str, Any]:
+            from integration_signals.pipeline import after_ingest
+
+            report = pull.pull_once(engine, config, settings, now=ctx.now, stopping=ctx.stopping)
+            summary = report.as_json()
+            # Like every ingest path: the events are committed; a rescoring failure is
+            # logged and the score job rescores those accounts (ingest marked them).
+            try:
+                summary["after_ingest"] = after_ingest(engine, config, report.ingest, now=ctx.now)
+            except Exception as exc:  # the events are in; report, do not fail the tick
+                error = (
+                    f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+                )
+                log.error(
+                    "ingest.pull: rescoring after the pull failed (score job catches up): %s", error
+                )
+                summary["after_ingest"] = {"error": error}
+            return summary
+
+        jobs.append(
+            JobSpec("ingest.pull", minutes(sched.pull_minutes), pull_job, "SQL ingest pull")
+        )
+
+    if _layer("scoring.run") is not None and _layer("scoring.signals") is not None:
+
+        def score_job(ctx: JobContext) -> dict[str, Any]:
+            from scoring.run import score_accounts
+            from scoring.signals import evaluate_signals
+
+            scored = score_accounts(engine, config, as_of=ctx.now)
+            signals = evaluate_signals(engine, config, as_of=ctx.now)
+            return {"scoring": _summary(scored), "signals": _summary(signals)}
+
+        jobs.append(JobSpec("score", minutes(sched.score_minutes), score_job, "score + signals"))
+
+    if _layer("syncs.run") is not None:
+        for destination, configured in (
+            ("salesforce", salesforce_configured),
+            ("hubspot", hubspot_configured),
+        ):
+            if not configured(settings):
+                continue
+
+            def sync_job(ctx: JobContext, destination: str = destination) -> dict[str, Any] | None:
+                from syncs.run import run_sync
+
+                return _summary(run_sync(engine, config, settings, destination, now=ctx.now))
+
+            jobs.append(
+                JobSpec(
+                    f"sync.{destination}",
+                    minutes(sched.sync_minutes),
+                    sync_job,
+                    f"write scores into {destination}",
+                )
+            )
+
+    if slack_configured(settings) and _layer("bot.tasks") is not None:
+        for job_id, name, interval, at_start, what in (
+            ("tasks.post", "post_pending_tasks", sched.task_post_minutes, True, "post new tasks"),
+            ("tasks.remind", "send_reminders", sched.reminders_minutes, False, "remind overdue"),
+            ("tasks.digest", "send_digest", sched.digest_minutes, False, "daily digest"),
+        ):
+
+            def slack_job(ctx: JobContext, name: str = name) -> dict[str, Any] | None:
+                module = importlib.import_module("bot.tasks")
+                return _summary(getattr(module, name)(engine, config, settings, now=ctx.now))
+
+            jobs.append(JobSpec(job_id, minutes(interval), slack_job, what, at_start=at_start))
+
+    def prune_job(ctx: JobContext) -> dict[str, Any]:
+        cutoff = ctx.now - timedelta(days=sched.keep_job_runs_days)
+        t = JobRun.__table__
+        with engine.begin() as conn:
+            gone = conn.execute(delete(t).where(t.c.scheduled_at < cutoff)).rowcount
+        return {"deleted": gone or 0, "before": cutoff.isoformat()}
+
+    jobs.append(
+        JobSpec(
+            "maintenance.prune",
+            minutes(sched.prune_minutes),
+            prune_job,
+            f"forget job runs older than {sched.keep_job_runs_days} days",
+        )
+    )
+    return jobs
+
+
+def missing_layers() -> list[str]:
+    """Layers whose jobs cannot be scheduled because they are not installed."""
+    wanted = ("scoring.run", "scoring.signals", "syncs.run", "bot.tasks", "bot.http")
+    return [name for name in wanted if _layer(name) is None]

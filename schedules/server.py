@@ -1,0 +1,445 @@
+"""The HTTP side of `signals serve`: the ingest API (ours and Segment's), the Slack
+endpoints, and health — plus the scheduler's start and stop in the app's lifespan.
+
+Requests are refused before anything is stored: bad auth 401, a body over
+``[serve] max_body_bytes`` 413 (checked while reading, and again after gunzip), a body
+that is not JSON 400 naming the problem. An accepted body goes through the one ingest
+code path (``store.ingest.Ingestor``), whose records are each accepted, a duplicate or
+quarantined with a reason — the answer reports all three.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hmac
+import logging
+import signal
+import socket
+import sys
+import zlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import Engine, text
+
+from integration_signals.pipeline import optional_layer
+from integration_signals.runtime import dumps
+from integration_signals.settings import Config, ConfigError, Settings
+from schedules.rescore import Rescorer
+from schedules.scheduler import Scheduler, one_line, redact
+from schedules.segment import BadBatch, map_batch, parse_batch, track_names
+from store.accounts import import_account_objects
+from store.ingest import Ingestor, IngestReport, RawRecord, read_objects
+from store.sql import utcnow
+
+log = logging.getLogger("signals.serve")
+
+
+class Refused(Exception):
+    """A request refused before anything was stored."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(dumps(data, indent=False), status_code=status, media_type="application/json")
+
+
+# ---------------------------------------------------------------- request checks
+
+
+def _check_token(presented: str | None, settings: Settings, *, what: str) -> None:
+    token = settings.signals_ingest_token
+    if token is None or not token.get_secret_value():
+        raise Refused(
+            401,
+            "ingest_disabled",
+            "the ingest API is disabled: set SIGNALS_INGEST_TOKEN where `signals serve` runs",
+        )
+    if presented is None:
+        raise Refused(401, "unauthorized", f"missing credentials: send {what}")
+    if not hmac.compare_digest(presented.encode(), token.get_secret_value().encode()):
+        raise Refused(401, "unauthorized", f"bad credentials: send {what}")
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def _basic_user(request: Request) -> str | None:
+    """The user name of HTTP basic auth: Segment sends its write key there."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return _bearer(request)
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.partition(":")[0] or None
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    too_big = Refused(
+        413,
+        "too_large",
+        f"the body is larger than {limit:,} bytes ([serve] max_body_bytes); send smaller batches",
+    )
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_big
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "").lower().strip()
+    if encoding in ("", "identity"):
+        return body
+    if encoding != "gzip":
+        raise Refused(
+            415, "unsupported_encoding", f"Content-Encoding {encoding!r}: use gzip or none"
+        )
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        plain = inflate.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise Refused(400, "bad_gzip", f"the body is not valid gzip ({exc})") from None
+    if len(plain) > limit or inflate.unconsumed_tail:
+        raise too_big
+    return plain
+
+
+def _loads(data: bytes, where: str) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise Refused(
+            400, "bad_json", f"{where} is not valid JSON ({exc}); nothing was stored"
+        ) from None
+
+
+def parse_events(body: bytes) -> list[Any]:
+    """A JSON array of events, or NDJSON (one event per line)."""
+    stripped = body.strip()
+    if not stripped:
+        raise Refused(400, "empty", "the body is empty: send a JSON array of events or NDJSON")
+    if stripped[:1] == b"[":
+        data = _loads(stripped, "the body")
+        return list(data) if isinstance(data, list) else [data]
+    objects = []
+    for line_no, line in enumerate(stripped.splitlines(), start=1):
+        if line.strip():
+            objects.append(_loads(line, f"line {line_no}"))
+    return objects
+
+
+# ---------------------------------------------------------------- answers
+
+
+def _ingest_answer(report: IngestReport) -> dict[str, Any]:
+    data = report.as_json()
+    data.pop("sources", None)
+    data["reasons"] = [
+        {"line": s["line"], "reason": s["reason"]} for s in report.quarantine_samples
+    ]
+    return data
+
+
+# ---------------------------------------------------------------- the app
+
+
+def create_app(
+    engine: Engine,
+    config: Config,
+    settings: Settings,
+    *,
+    scheduler: Scheduler | None = None,
+) -> FastAPI:
+    """The serve application. With ``scheduler``, its lifespan starts and stops it."""
+    try:
+        names = track_names(config.serve.segment_events)
+    except ValueError as exc:
+        raise ConfigError(f"config: {exc}") from None
+    limit = config.serve.max_body_bytes
+    rescorer = Rescorer(engine, config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        rescorer.start()
+        if scheduler is not None:
+            await run_in_threadpool(scheduler.start)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(rescorer.stop)
+            if scheduler is not None:
+                await asyncio.to_thread(scheduler.stop)
+
+    app = FastAPI(
+        title="Integration Signals",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+
+    @app.exception_handler(Refused)
+    async def _refused(_request: Request, exc: Refused) -> JSONResponse:
+        return JSONResponse(
+            {"error": exc.message, "code": exc.code, "message": exc.message},
+            status_code=exc.status,
+            headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None,
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Each ingest batch is one transaction and every write is idempotent (event ids,
+        # account upserts), so a client retrying after this answer double-counts nothing.
+        message = redact(one_line(exc), settings)
+        log.error("%s %s failed: %s", request.method, request.url.path, message)
+        return JSONResponse(
+            {
+                "error": f"the server failed ({message}); retry: ingest is idempotent",
+                "code": "server_error",
+                "message": message,
+            },
+            status_code=500,
+        )
+
+    @app.post("/v1/events")
+    async def post_events(request: Request) -> Response:
+        _check_token(_bearer(request), settings, what="Authorization: Bearer $SIGNALS_INGEST_TOKEN")
+        objects = parse_events(await _read_body(request, limit))
+
+        def work() -> dict[str, Any]:
+            ingestor = Ingestor(engine, config, now=utcnow())
+            report = ingestor.ingest(read_objects(objects), source="http:/v1/events")
+            answer = _ingest_answer(report)
+            answer["after_ingest"] = _queue(rescorer, report)
+            return answer
+
+        answer = await run_in_threadpool(work)
+        log.info(
+            "POST /v1/events: accepted %d, duplicates %d, quarantined %d",
+            answer["accepted"],
+            answer["duplicates"],
+            answer["quarantined"],
+        )
+        return _json(answer)
+
+    @app.post("/v1/batch")
+    async def post_batch(request: Request) -> Response:
+        _check_token(
+            _basic_user(request),
+            settings,
+            what="the write key (SIGNALS_INGEST_TOKEN) as the HTTP basic auth user name",
+        )
+        body = await _read_body(request, limit)
+        try:
+            messages = parse_batch(_loads(body, "the body"))
+        except BadBatch as exc:
+            raise Refused(400, "bad_batch", f"{exc}; nothing was stored") from None
+        mapped = map_batch(messages, names)
+
+        def work() -> dict[str, Any]:
+            now = utcnow()
+            accounts = import_account_objects(engine, mapped.accounts, source="segment", now=now)
+            ingestor = Ingestor(engine, config, now=now)
+            records = (
+                RawRecord(position, _raw(messages[position - 1]), event)
+                for position, event in mapped.events
+            )
+            report = ingestor.ingest(records, source="segment:/v1/batch")
+            report.touched_accounts |= {
+                a["account_id"] for a in mapped.accounts if a.get("account_id")
+            }
+            answer = {"success": True, **_ingest_answer(report)}
+            answer["accounts"] = accounts.as_json()
+            answer["ignored"] = dict(mapped.ignored.most_common())
+            answer["after_ingest"] = _queue(rescorer, report)
+            return answer
+
+        answer = await run_in_threadpool(work)
+        log.info(
+            "POST /v1/batch: accepted %d, duplicates %d, quarantined %d, accounts %d, ignored %d",
+            answer["accepted"],
+            answer["duplicates"],
+            answer["quarantined"],
+            answer["accounts"]["imported"],
+            sum(mapped.ignored.values()),
+        )
+        return _json(answer)
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        database: dict[str, Any] = {"url": engine.url.render_as_string(hide_password=True)}
+
+        def ping() -> None:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+
+        try:
+            await asyncio.wait_for(run_in_threadpool(ping), timeout=5)
+            database["ok"] = True
+        except Exception as exc:
+            database["ok"] = False
+            database["error"] = redact(one_line(exc), settings)
+        jobs: dict[str, Any] = {}
+        if scheduler is not None and database["ok"]:
+            jobs = await run_in_threadpool(scheduler.status)
+        stale = sorted(job_id for job_id, job in jobs.items() if job["stale"])
+        status = "down" if not database["ok"] else ("degraded" if stale else "ok")
+        return _json(
+            {
+                "status": status,
+                "database": database,
+                "jobs": jobs,
+                "stale": stale,
+                "slack": slack_state,
+                "rescore": {"rounds": rescorer.rounds, "last_error": rescorer.last_error},
+                "host": scheduler.locks.host if scheduler else None,
+            },
+            status=200 if database["ok"] else 503,
+        )
+
+    slack_state = _mount_slack(app, engine, config, settings)
+    return app
+
+
+def _queue(rescorer: Rescorer, report: IngestReport) -> dict[str, Any]:
+    """Hand the touched accounts to the rescorer (it rescores them and evaluates their
+    signals in the background, seconds later)."""
+    if not report.touched_accounts:
+        return {"accounts": 0, "queued": 0}
+    return {
+        "accounts": len(report.touched_accounts),
+        "queued": rescorer.submit(set(report.touched_accounts)),
+    }
+
+
+def _raw(message: Any) -> str:
+    return orjson.dumps(message, default=str).decode()
+
+
+def _mount_slack(app: FastAPI, engine: Engine, config: Config, settings: Settings) -> str:
+    """The bot's ``POST /slack/events`` (it answers 503 itself while Slack is not
+    configured, so the endpoint exists either way)."""
+    bot_http = optional_layer("bot.http")
+    if bot_http is None:
+        return "the bot layer is not installed"
+    app.include_router(bot_http.slack_router(engine, config, settings))
+    if settings.slack_signing_secret is None or settings.slack_bot_token is None:
+        return "POST /slack/events answers 503: set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN"
+    return "POST /slack/events"
+
+
+# ---------------------------------------------------------------- the process
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket (port 0 picks a free one), bound before the server starts so
+    the address can be printed and a busy port refused with one line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port} ({exc.strerror}); choose --port") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def configure_logging() -> None:
+    root = logging.getLogger()
+    if not any(getattr(h, "_signals", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._signals = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    # The scheduler's error listener writes one line per skipped or failed run.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _exit_quietly_after(server: Any) -> None:
+    """uvicorn stops cleanly on SIGTERM / SIGINT and then raises the signal again for
+    the handler it found. Ours lets a stop that uvicorn already handled end the process
+    with exit 0; a signal before the server is up still stops the process at once."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        if server.started:
+            log.info("stopped by %s", signal.Signals(signum).name)
+            return
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+
+
+def serve(
+    engine: Engine,
+    config: Config,
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    jobs: list[Any] | None = None,
+) -> list[str]:
+    """Run HTTP and the scheduler until SIGTERM / Ctrl-C. Returns the ids of jobs that
+    were still running at shutdown and were abandoned (their ticks rerun next start)."""
+    import uvicorn
+
+    from schedules.alerts import slack_alert
+    from schedules.jobs import build_jobs, missing_layers
+    from schedules.locks import InstanceLock
+
+    configure_logging()
+    instance = InstanceLock(engine)
+    instance.acquire()
+    try:
+        specs = build_jobs(engine, config, settings) if jobs is None else jobs
+        scheduler = Scheduler(engine, config, settings, specs, alert=slack_alert(settings))
+        app = create_app(engine, config, settings, scheduler=scheduler)
+        sock = bind(host, port)
+        actual = sock.getsockname()[1]
+        if settings.signals_ingest_token is None:
+            log.warning("SIGNALS_INGEST_TOKEN is not set: the ingest API refuses every request")
+        missing = missing_layers()
+        if missing:
+            log.warning(
+                "layers not installed, their jobs and endpoints are off: %s", ", ".join(missing)
+            )
+        print(f"signals serve: listening on http://{host}:{actual}", file=sys.stderr, flush=True)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+                timeout_graceful_shutdown=10,
+            )
+        )
+        _exit_quietly_after(server)
+        server.run(sockets=[sock])
+        return scheduler.leftovers
+    finally:
+        instance.release()
