@@ -326,12 +326,16 @@ def _render(d: dict[str, Any]) -> None:
         print()
         render_health(d["acme"])
         print()
-    if "impact" in d:
-        render_impact(d["impact"])
     _render_crm(d.get("crm") or {})
     if "slack" in d:
         _render_slack(d["slack"])
-    _render_crm(d.get("crm") or {})
+    print()
+    if "impact" in d:
+        render_impact(d["impact"])
+    print(
+        "Run it continuously: `SIGNALS_INGEST_TOKEN=... signals serve --port 8000`"
+        " (scheduler, POST /v1/events, POST /v1/batch, /slack/events, GET /healthz)."
+    )
     print("Next: `signals quarantine`, `signals accounts import FILE`, `signals ingest FILE`.")
     print("      `signals score`, `signals health acme`, `signals funnel`, `signals ttv`,")
     print("      `signals retention --integration salesforce --plot retention.png`.")
@@ -360,10 +364,6 @@ def render_impact(im: dict[str, Any]) -> None:
         print(f"  {'':<11} {r['verdict']}")
     print("  (naive = all adopters vs all non-adopters; correlational, not causal)")
     print()
-    print(
-        "Run it continuously: `SIGNALS_INGEST_TOKEN=... signals serve --port 8000`"
-        " (scheduler, POST /v1/events, POST /v1/batch, /slack/events, GET /healthz)."
-    )
 
 
 def _render_crm(crm: dict[str, Any]) -> None:
