@@ -133,7 +133,7 @@ def build_jobs(engine: Engine, config: Config, settings: Settings) -> list[JobSp
             from scoring.signals import evaluate_signals
 
             scored = score_accounts(engine, config, as_of=ctx.now)
-            signals = evaluate_signals(engine, config, as_of=ctx.now)
+            signals = evaluate_signals(engine, config, as_of=ctx.now, scored_facts=scored.all_facts)
             return {"scoring": _summary(scored), "signals": _summary(signals)}
 
         jobs.append(JobSpec("score", minutes(sched.score_minutes), score_job, "score + signals"))

@@ -52,6 +52,9 @@ class ScoringReport:
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     scores: dict[str, Score] = field(default_factory=dict)
+    # The facts of every account, when this run loaded them all (a full or all-stale
+    # run): signal evaluation at the same as_of can reuse them instead of reloading.
+    all_facts: dict[str, AccountFacts] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -157,6 +160,7 @@ def _score_accounts(
         report.timings["select"] = _time.perf_counter() - clock
         if targets is None:
             facts = load_facts(engine, config, as_of=day)
+            report.all_facts = facts
         elif targets:
             facts = load_facts_conn(conn, config, as_of=day, account_ids=targets)
         else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -137,11 +137,14 @@ def collect_facts(
     *,
     as_of: datetime,
     account_ids: Iterable[str] | None = None,
+    scored: Mapping[str, Any] | None = None,
 ) -> list[AccountFacts]:
     """Facts for the given accounts (every account when None), as of ``as_of``. Reads
-    only; scoring's rollup passes run on two connections when every account is asked."""
+    only; scoring's rollup passes run on two connections when every account is asked.
+    ``scored``: scoring's facts for the same accounts and day, when the caller has them."""
     ids = None if account_ids is None else sorted(set(account_ids))
-    scored = load_facts(engine, config, as_of=as_of.date(), account_ids=ids)
+    if scored is None:
+        scored = load_facts(engine, config, as_of=as_of.date(), account_ids=ids)
     with engine.connect() as conn:
         return _collect(conn, config, scored, as_of=as_of, ids=ids)
 

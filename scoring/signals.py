@@ -14,7 +14,7 @@ data proves nothing), and one alert task says so.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -83,14 +83,18 @@ def evaluate_signals(
     *,
     as_of: datetime,
     account_ids: Iterable[str] | None = None,
+    scored_facts: Mapping[str, Any] | None = None,
 ) -> SignalsReport:
     """Evaluate every rule for the accounts (all when None) as of ``as_of``; write
-    episodes, tasks (with history) and ``account_scores.segments``."""
+    episodes, tasks (with history) and ``account_scores.segments``.
+
+    ``scored_facts``: scoring's facts for exactly those accounts as of the same day
+    (``ScoringReport.all_facts`` of a run at the same as_of), to skip reloading them."""
     cfg = config.signals
     report = SignalsReport(as_of=as_of)
     ids = None if account_ids is None else sorted(set(account_ids))
     # Facts first, outside the writing transaction (which then stays short).
-    facts = collect_facts(engine, config, as_of=as_of, account_ids=ids)
+    facts = collect_facts(engine, config, as_of=as_of, account_ids=ids, scored=scored_facts)
     report.accounts = len(facts)
     with engine.begin() as conn:
         report.feed_stale = _guard(conn, cfg, as_of=as_of, report=report)

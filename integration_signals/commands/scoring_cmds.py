@@ -75,7 +75,7 @@ def score(
     report = score_accounts(rt.engine, rt.config, as_of=when, full=full)
     # The signal rules run after every scoring run, at the same clock; time alone can
     # start or end an episode, so every account is evaluated.
-    signals = evaluate_signals(rt.engine, rt.config, as_of=when)
+    signals = evaluate_signals(rt.engine, rt.config, as_of=when, scored_facts=report.all_facts)
     data = {
         "as_of": when,
         "run": report.as_json(),

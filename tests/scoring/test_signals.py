@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from scoring.rules import GLOBAL, RULES
 from scoring.signal_facts import project_limit_day
@@ -537,3 +537,56 @@ def test_segments_follow_the_score_as_well_as_the_signals(
     report = evaluate(engine)
     assert segments(engine, "acme") == expected
     assert report.segments_changed == (1 if expected else 0)
+
+
+def test_reusing_scorings_facts_gives_the_same_signals_as_reloading(db_url, tmp_path):
+    """`signals score` hands the facts scoring just loaded to the rules; the episodes,
+    tasks and segments must be exactly those of a run that loads its own."""
+    from datetime import UTC, datetime
+
+    from integration_signals.settings import load_config
+    from scoring.run import score_accounts
+    from scoring.signals import evaluate_signals
+    from store.accounts import import_account_objects
+    from store.demo import generate
+    from store.engine import make_engine
+    from store.ingest import Ingestor, read_objects
+    from store.models import AccountScore, Signal, Task
+
+    config = load_config(None)
+    end = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    data = generate(11, 40, end=end)
+
+    def run(name: str, reuse: bool):  # type: ignore[no-untyped-def]
+        if db_url.startswith("sqlite"):
+            engine = make_engine(f"sqlite:///{tmp_path / name}.db")
+        else:
+            from tests.conftest import _truncate_all
+
+            _truncate_all(db_url)
+            engine = make_engine(db_url)
+        import_account_objects(engine, data.accounts, source="t", now=end)
+        Ingestor(engine, config, now=end).ingest(read_objects(data.events), source="t")
+        scored = score_accounts(engine, config, as_of=end, full=True)
+        assert scored.all_facts is not None and len(scored.all_facts) == 40
+        evaluate_signals(
+            engine, config, as_of=end, scored_facts=scored.all_facts if reuse else None
+        )
+        with engine.connect() as conn:
+            signals = sorted(
+                (r.account_id, r.kind, r.subject, r.status, str(r.details))
+                for r in conn.execute(select(Signal))
+            )
+            tasks = sorted(
+                (r.account_id, r.signal_kind, r.title, r.owner, r.due_at, r.status)
+                for r in conn.execute(select(Task))
+            )
+            segments = sorted(
+                (r.account_id, tuple(r.segments or ())) for r in conn.execute(select(AccountScore))
+            )
+        engine.dispose()
+        return signals, tasks, segments
+
+    reused = run("reused", True)
+    assert reused[0], "the data set should fire some signals"
+    assert run("reloaded", False) == reused
