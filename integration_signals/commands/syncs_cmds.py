@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from integration_signals.cli import app, guarded, runtime
 from integration_signals.runtime import UserError, emit, iso, parse_as_of, stderr
+from syncs.registry import DESTINATIONS
 
 sync_app = typer.Typer(
     help="Write scores and segments into Salesforce or HubSpot (reverse ETL).",
@@ -99,32 +100,31 @@ def _sync(
         raise UserError(f"sync {destination} {report.status}: {report.error}")
 
 
-@sync_app.command("salesforce")
-@guarded
-def sync_salesforce(
-    ctx: typer.Context,
-    dry_run: bool = DRY_OPT,
-    full: bool = FULL_OPT,
-    force: bool = FORCE_OPT,
-    as_of: str | None = AS_OF_OPT,
-    as_json: bool = JSON_OPT,
-) -> None:
-    """Write scores and segments into Salesforce Account fields."""
-    _sync(ctx, "salesforce", dry_run, full, force, as_of, as_json)
+_TARGETS = {
+    "salesforce": "Salesforce Account fields",
+    "hubspot": "HubSpot company properties",
+}
 
 
-@sync_app.command("hubspot")
-@guarded
-def sync_hubspot(
-    ctx: typer.Context,
-    dry_run: bool = DRY_OPT,
-    full: bool = FULL_OPT,
-    force: bool = FORCE_OPT,
-    as_of: str | None = AS_OF_OPT,
-    as_json: bool = JSON_OPT,
-) -> None:
-    """Write scores and segments into HubSpot company properties."""
-    _sync(ctx, "hubspot", dry_run, full, force, as_of, as_json)
+def _register_sync_command(destination: str) -> None:
+    """`signals sync <destination>`: one command per registered destination."""
+    target = _TARGETS.get(destination, destination)
+
+    @sync_app.command(destination, help=f"Write scores and segments into {target}.")
+    @guarded
+    def sync_command(
+        ctx: typer.Context,
+        dry_run: bool = DRY_OPT,
+        full: bool = FULL_OPT,
+        force: bool = FORCE_OPT,
+        as_of: str | None = AS_OF_OPT,
+        as_json: bool = JSON_OPT,
+    ) -> None:
+        _sync(ctx, destination, dry_run, full, force, as_of, as_json)
+
+
+for _destination in DESTINATIONS:
+    _register_sync_command(_destination)
 
 
 @sync_app.command("history")
