@@ -61,8 +61,9 @@ def test_a_failing_job_is_retried_each_tick_alerted_once_and_reported_stale(
     t = JobRun.__table__
     with engine.connect() as conn:
         runs = conn.execute(select(t.c.status, t.c.error).where(t.c.job_id == "ingest.pull")).all()
-    assert len(runs) >= 3
-    assert {r.status for r in runs} == {FAILED}
+    finished = [r for r in runs if r.status != "running"]  # a tick may be under way
+    assert len(finished) >= 3
+    assert {r.status for r in finished} == {FAILED}
     assert len(alerts) == 1, "repeated failures give one alert, not one per failure"
     assert alerts[0]["channel"] == "C-OPS"
     assert "ingest.pull" in alerts[0]["text"] and "3 times in a row" in alerts[0]["text"]
