@@ -9,12 +9,14 @@ with values already in the storage format SQLAlchemy uses for these columns.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import datetime
 from itertools import chain
 from typing import Any
 
 import orjson
 from sqlalchemy.engine import Connection
+
+from store.events import ts_formatter
 
 # SQLite and PostgreSQL both cap bound parameters per statement; stay well below.
 MAX_PARAMS = 30_000
@@ -27,17 +29,11 @@ class Bulk:
         self.conn = conn
         self.pg = conn.dialect.name == "postgresql"
         self.ph = "%s" if self.pg else "?"
+        self._ts = ts_formatter(self.pg)
 
     # -- value adapters (the formats SQLAlchemy reads back for these column types)
     def ts(self, value: datetime | None) -> str | None:
-        if value is None:
-            return None
-        # isoformat is several times faster than strftime; values are aware UTC.
-        text = value.isoformat(" ", "microseconds")
-        return text if self.pg else text[:26]
-
-    def day(self, value: date) -> str:
-        return value.isoformat()
+        return None if value is None else self._ts(value)
 
     def json(self, value: Any) -> str | None:
         return None if value is None else orjson.dumps(value).decode()

@@ -269,7 +269,8 @@ ROW_FIELDS = (
 
 
 def ts_formatter(postgres: bool) -> Callable[[datetime], str]:
-    """Aware UTC datetime -> the text SQLAlchemy stores for our DateTime columns."""
+    """Aware UTC datetime -> the text SQLAlchemy stores for our DateTime columns (the
+    one definition of that format; isoformat is several times faster than strftime)."""
     if postgres:
         return lambda value: value.isoformat(" ", "microseconds")
     return lambda value: value.isoformat(" ", "microseconds")[:26]
