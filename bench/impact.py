@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._readme import write_section  # noqa: E402
-from scoring.impact import Design, estimate  # noqa: E402
+from integration_signals.scoring.impact import Design, estimate  # noqa: E402
 
 RESAMPLES = 1000
 NEIGHBORS = 3

@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._readme import write_section  # noqa: E402
-from integration_signals.settings import load_config  # noqa: E402
-from store.engine import make_engine  # noqa: E402
-from store.ingest import ingest_paths  # noqa: E402
+from integration_signals.config import load_config  # noqa: E402
+from integration_signals.store.engine import make_engine  # noqa: E402
+from integration_signals.store.ingest import ingest_paths  # noqa: E402
 
 TYPES = ("sync.succeeded",) * 8 + ("sync.failed", "api.calls")
 
@@ -93,7 +93,7 @@ def run_once(path: Path, url: str | None, workdir: Path, i: int) -> tuple[float,
         SQLModel.metadata.drop_all(engine)
         with engine.begin() as conn:
             conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-        from store import engine as engine_mod
+        from integration_signals.store import engine as engine_mod
 
         engine_mod._migrated.clear()
         engine = make_engine(db_url)

@@ -38,17 +38,17 @@ from sqlalchemy import Engine, delete, func, select, update  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
 from bench._readme import write_section  # noqa: E402
-from integration_signals.settings import Config, load_config  # noqa: E402
-from scoring.facts import (  # noqa: E402
+from integration_signals.config import Config, load_config  # noqa: E402
+from integration_signals.scoring.facts import (  # noqa: E402
     AccountFacts,
     ConnectionFacts,
     connection_state,
     integration_catalog,
 )
-from scoring.run import score_accounts  # noqa: E402
-from scoring.score import score  # noqa: E402
-from store.engine import make_engine  # noqa: E402
-from store.models import (  # noqa: E402
+from integration_signals.scoring.run import score_accounts  # noqa: E402
+from integration_signals.scoring.score import score  # noqa: E402
+from integration_signals.store.engine import make_engine  # noqa: E402
+from integration_signals.store.models import (  # noqa: E402
     Account,
     AccountScore,
     Connection,
@@ -56,7 +56,7 @@ from store.models import (  # noqa: E402
     ScoreHistory,
     ScoringRun,
 )
-from store.sql import as_utc  # noqa: E402
+from integration_signals.store.sql import as_utc  # noqa: E402
 
 END = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 T0 = END - timedelta(hours=1)

@@ -45,13 +45,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._readme import write_section  # noqa: E402
-from integration_signals.settings import load_config  # noqa: E402
-from schedules.jobs import JobSpec, next_tick  # noqa: E402
-from store.accounts import import_account_objects  # noqa: E402
-from store.demo import generate  # noqa: E402
-from store.engine import make_engine  # noqa: E402
-from store.ingest import Ingestor, read_objects  # noqa: E402
-from store.sql import utcnow  # noqa: E402
+from integration_signals.config import load_config  # noqa: E402
+from integration_signals.schedules.jobs import JobSpec, next_tick  # noqa: E402
+from integration_signals.store.accounts import import_account_objects  # noqa: E402
+from integration_signals.store.demo import generate  # noqa: E402
+from integration_signals.store.engine import make_engine  # noqa: E402
+from integration_signals.store.ingest import Ingestor, read_objects  # noqa: E402
+from integration_signals.store.sql import utcnow  # noqa: E402
 from tests.fakes.slack import FakeSlack  # noqa: E402
 
 TOKEN = "bench-token"
@@ -61,8 +61,8 @@ TARGET_S = 60.0
 def build_store(url: str) -> Any:
     from sqlalchemy import text
 
-    from scoring.run import score_accounts
-    from scoring.signals import evaluate_signals
+    from integration_signals.scoring.run import score_accounts
+    from integration_signals.scoring.signals import evaluate_signals
 
     engine = make_engine(url)
     config = load_config(None)

@@ -24,13 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._readme import write_section  # noqa: E402
-from integration_signals.settings import load_config  # noqa: E402
-from scoring.facts import load_facts  # noqa: E402
-from scoring.signals import evaluate_signals  # noqa: E402
-from store.engine import make_engine  # noqa: E402
-from store.feed import mark_received  # noqa: E402
-from store.models import Account, Connection, DailyUsage  # noqa: E402
-from store.sql import chunked  # noqa: E402
+from integration_signals.config import load_config  # noqa: E402
+from integration_signals.scoring.facts import load_facts  # noqa: E402
+from integration_signals.scoring.signals import evaluate_signals  # noqa: E402
+from integration_signals.store.engine import make_engine  # noqa: E402
+from integration_signals.store.feed import mark_received  # noqa: E402
+from integration_signals.store.models import Account, Connection, DailyUsage  # noqa: E402
+from integration_signals.store.sql import chunked  # noqa: E402
 
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 INTEGRATIONS = ("salesforce", "hubspot", "snowflake", "zendesk", "slack")

@@ -34,11 +34,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._readme import write_section  # noqa: E402
-from integration_signals.settings import load_config  # noqa: E402
-from store.accounts import import_account_objects  # noqa: E402
-from store.demo import generate  # noqa: E402
-from store.engine import make_engine  # noqa: E402
-from store.ingest import Ingestor, read_objects  # noqa: E402
+from integration_signals.config import load_config  # noqa: E402
+from integration_signals.store.accounts import import_account_objects  # noqa: E402
+from integration_signals.store.demo import generate  # noqa: E402
+from integration_signals.store.engine import make_engine  # noqa: E402
+from integration_signals.store.ingest import Ingestor, read_objects  # noqa: E402
 from tests.bot.conftest import SECRET, SlackSender  # noqa: E402
 from tests.fakes.slack import FakeSlack  # noqa: E402
 
@@ -75,12 +75,12 @@ def build_store(url: str, n_accounts: int) -> tuple[object, list[dict]]:
         )
     import_account_objects(engine, extra, source="bench", now=now)
     built = time.perf_counter() - started
-    from scoring.run import score_accounts
+    from integration_signals.scoring.run import score_accounts
 
     started = time.perf_counter()
     score_accounts(engine, config, as_of=now, full=True)
     try:
-        from scoring.signals import evaluate_signals
+        from integration_signals.scoring.signals import evaluate_signals
 
         evaluate_signals(engine, config, as_of=now)
     except ImportError:

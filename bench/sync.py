@@ -33,10 +33,10 @@ from hubspot.crm.companies import SimplePublicObjectInput  # noqa: E402
 from hubspot.crm.companies.exceptions import ApiException  # noqa: E402
 
 from bench._readme import write_section  # noqa: E402
-from integration_signals.settings import Settings, load_config  # noqa: E402
-from store import models  # noqa: E402
-from store.engine import make_engine  # noqa: E402
-from syncs.run import run_sync  # noqa: E402
+from integration_signals.config import Settings, load_config  # noqa: E402
+from integration_signals.store import models  # noqa: E402
+from integration_signals.store.engine import make_engine  # noqa: E402
+from integration_signals.syncs.run import run_sync  # noqa: E402
 from tests.fakes.hubspot import BATCH_UPDATE, FakeHubSpot  # noqa: E402
 from tests.fakes.salesforce import INSTANCE, FakeSalesforce  # noqa: E402
 

@@ -20,11 +20,11 @@ from slack_bolt import App
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine
 
-from bot import blocks, views
-from bot.client import require, slack_client
-from bot.tasks import render_task
-from integration_signals.settings import Config, Settings
-from scoring.tasks import TaskRefused, claim, done, snooze
+from integration_signals.bot import blocks, views
+from integration_signals.bot.client import require, slack_client
+from integration_signals.bot.tasks import render_task
+from integration_signals.config import Config, Settings
+from integration_signals.scoring.tasks import TaskRefused, claim, done, snooze
 
 log = logging.getLogger("signals.bot")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from integration_signals.settings import Settings
+from integration_signals.config import Settings
 
 DEFAULT_API_URL = "https://slack.com/api/"
 

@@ -15,8 +15,8 @@ from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_r
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from bot.client import SlackNotConfigured
-from integration_signals.settings import Config, Settings
+from integration_signals.bot.client import SlackNotConfigured
+from integration_signals.config import Config, Settings
 
 log = logging.getLogger("signals.bot")
 
@@ -27,7 +27,7 @@ def slack_router(engine: Engine, config: Config, settings: Settings) -> APIRoute
     """A router with ``POST /slack/events``. Without ``SLACK_BOT_TOKEN`` and
     ``SLACK_SIGNING_SECRET`` it answers 503 naming them (and runs nothing), so a
     server without Slack still starts."""
-    from bot.app import build_app
+    from integration_signals.bot.app import build_app
 
     router = APIRouter()
     try:

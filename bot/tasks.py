@@ -19,12 +19,19 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine, and_, delete, or_, select, update
 
-from bot import blocks
-from bot.client import slack_client
-from bot.views import allowed_accounts
-from integration_signals.settings import Config, Settings
-from store.models import Account, AccountScore, KeyValue, Signal, Task, TaskEvent
-from store.sql import insert_for
+from integration_signals.bot import blocks
+from integration_signals.bot.client import slack_client
+from integration_signals.bot.views import allowed_accounts
+from integration_signals.config import Config, Settings
+from integration_signals.store.models import (
+    Account,
+    AccountScore,
+    KeyValue,
+    Signal,
+    Task,
+    TaskEvent,
+)
+from integration_signals.store.sql import insert_for
 
 log = logging.getLogger("signals.bot")
 

@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy import Engine, String, cast, func, select
 
-from bot import blocks
-from integration_signals.settings import Config, Settings
-from store.accounts import resolve_account
-from store.models import Account, AccountScore
+from integration_signals.bot import blocks
+from integration_signals.config import Config, Settings
+from integration_signals.store.accounts import resolve_account
+from integration_signals.store.models import Account, AccountScore
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 HELP_WORDS = {"", "help", "-h", "--help", "?", "usage"}
@@ -78,7 +78,7 @@ def crm_urls(config: Config, settings: Settings) -> dict[str, str]:
 def dashboard_for(
     engine: Engine, config: Config, settings: Settings, account_id: str, *, now: datetime
 ) -> dict[str, Any]:
-    from scoring.health import account_health
+    from integration_signals.scoring.health import account_health
 
     view = account_health(engine, config, account_id, as_of=now)
     return blocks.dashboard(

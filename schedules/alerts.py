@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from integration_signals.settings import Settings
+from integration_signals.config import Settings
 
 
 def slack_alert(settings: Settings) -> Callable[[str], None] | None:

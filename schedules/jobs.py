@@ -2,14 +2,12 @@
 
 A job is a function of a ``JobContext`` returning a small summary (logged). Which jobs
 exist depends on what is configured: CRM syncs only with their credentials, Slack
-jobs only with a bot token, the pull only with a source. Layers built elsewhere
-(scoring, syncs, bot) are imported when the job runs, so this module stays at the top
-of the import picture.
+jobs only with a bot token, the pull only with a source. This layer composes the ones
+below it (scoring, syncs, bot), which always ship together.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from collections.abc import Callable
@@ -19,10 +17,14 @@ from typing import Any
 
 from sqlalchemy import Engine, delete
 
-from integration_signals.pipeline import optional_layer as _layer
-from integration_signals.pipeline import summary as _summary
-from integration_signals.settings import Config, Settings
-from store.models import JobRun
+from integration_signals.bot import tasks as bot_tasks
+from integration_signals.config import Config, Settings
+from integration_signals.schedules.pipeline import after_ingest
+from integration_signals.schedules.pipeline import summary as _summary
+from integration_signals.scoring.run import score_accounts
+from integration_signals.scoring.signals import evaluate_signals
+from integration_signals.store.models import JobRun
+from integration_signals.syncs.run import run_sync
 
 ANCHOR_DAY = datetime(2000, 1, 1, tzinfo=UTC)
 log = logging.getLogger("signals.schedules")
@@ -99,77 +101,67 @@ def build_jobs(engine: Engine, config: Config, settings: Settings) -> list[JobSp
     def minutes(value: float) -> timedelta:
         return timedelta(minutes=value)
 
-    from schedules import pull
+    from integration_signals.schedules import pull
 
     if pull.is_configured(config, settings):
 
         def pull_job(ctx: JobContext) -> dict[str, Any]:
-            from integration_signals.pipeline import after_ingest
-
             report = pull.pull_once(engine, config, settings, now=ctx.now, stopping=ctx.stopping)
             summary = report.as_json()
-            # Like every ingest path: the events are committed; a rescoring failure is
-            # logged and the score job rescores those accounts (ingest marked them).
-            try:
-                summary["after_ingest"] = after_ingest(engine, config, report.ingest, now=ctx.now)
-            except Exception as exc:  # the events are in; report, do not fail the tick
-                error = (
-                    f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
-                )
-                log.error(
-                    "ingest.pull: rescoring after the pull failed (score job catches up): %s", error
-                )
-                summary["after_ingest"] = {"error": error}
+            summary["after_ingest"] = after_ingest(engine, config, report.ingest, now=ctx.now)
             return summary
 
         jobs.append(
             JobSpec("ingest.pull", minutes(sched.pull_minutes), pull_job, "SQL ingest pull")
         )
 
-    if _layer("scoring.run") is not None and _layer("scoring.signals") is not None:
+    def score_job(ctx: JobContext) -> dict[str, Any]:
+        scored = score_accounts(engine, config, as_of=ctx.now)
+        signals = evaluate_signals(engine, config, as_of=ctx.now, scored_facts=scored.all_facts)
+        return {"scoring": _summary(scored), "signals": _summary(signals)}
 
-        def score_job(ctx: JobContext) -> dict[str, Any]:
-            from scoring.run import score_accounts
-            from scoring.signals import evaluate_signals
+    jobs.append(JobSpec("score", minutes(sched.score_minutes), score_job, "score + signals"))
 
-            scored = score_accounts(engine, config, as_of=ctx.now)
-            signals = evaluate_signals(engine, config, as_of=ctx.now, scored_facts=scored.all_facts)
-            return {"scoring": _summary(scored), "signals": _summary(signals)}
+    for destination, configured in (
+        ("salesforce", salesforce_configured),
+        ("hubspot", hubspot_configured),
+    ):
+        if not configured(settings):
+            continue
 
-        jobs.append(JobSpec("score", minutes(sched.score_minutes), score_job, "score + signals"))
+        def sync_job(ctx: JobContext, destination: str = destination) -> dict[str, Any] | None:
+            return _summary(run_sync(engine, config, settings, destination, now=ctx.now))
 
-    if _layer("syncs.run") is not None:
-        for destination, configured in (
-            ("salesforce", salesforce_configured),
-            ("hubspot", hubspot_configured),
-        ):
-            if not configured(settings):
-                continue
-
-            def sync_job(ctx: JobContext, destination: str = destination) -> dict[str, Any] | None:
-                from syncs.run import run_sync
-
-                return _summary(run_sync(engine, config, settings, destination, now=ctx.now))
-
-            jobs.append(
-                JobSpec(
-                    f"sync.{destination}",
-                    minutes(sched.sync_minutes),
-                    sync_job,
-                    f"write scores into {destination}",
-                )
+        jobs.append(
+            JobSpec(
+                f"sync.{destination}",
+                minutes(sched.sync_minutes),
+                sync_job,
+                f"write scores into {destination}",
             )
+        )
 
-    if slack_configured(settings) and _layer("bot.tasks") is not None:
-        for job_id, name, interval, at_start, what in (
-            ("tasks.post", "post_pending_tasks", sched.task_post_minutes, True, "post new tasks"),
-            ("tasks.remind", "send_reminders", sched.reminders_minutes, False, "remind overdue"),
-            ("tasks.digest", "send_digest", sched.digest_minutes, False, "daily digest"),
+    if slack_configured(settings):
+        for job_id, work, interval, at_start, what in (
+            (
+                "tasks.post",
+                bot_tasks.post_pending_tasks,
+                sched.task_post_minutes,
+                True,
+                "post new tasks",
+            ),
+            (
+                "tasks.remind",
+                bot_tasks.send_reminders,
+                sched.reminders_minutes,
+                False,
+                "remind overdue",
+            ),
+            ("tasks.digest", bot_tasks.send_digest, sched.digest_minutes, False, "daily digest"),
         ):
 
-            def slack_job(ctx: JobContext, name: str = name) -> dict[str, Any] | None:
-                module = importlib.import_module("bot.tasks")
-                return _summary(getattr(module, name)(engine, config, settings, now=ctx.now))
+            def slack_job(ctx: JobContext, work: Any = work) -> dict[str, Any] | None:
+                return _summary(work(engine, config, settings, now=ctx.now))
 
             jobs.append(JobSpec(job_id, minutes(interval), slack_job, what, at_start=at_start))
 
@@ -189,9 +181,3 @@ def build_jobs(engine: Engine, config: Config, settings: Settings) -> list[JobSp
         )
     )
     return jobs
-
-
-def missing_layers() -> list[str]:
-    """Layers whose jobs cannot be scheduled because they are not installed."""
-    wanted = ("scoring.run", "scoring.signals", "syncs.run", "bot.tasks", "bot.http")
-    return [name for name in wanted if _layer(name) is None]

@@ -33,9 +33,9 @@ from pathlib import Path
 from sqlalchemy import Engine, and_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from store.engine import is_sqlite
-from store.models import JobRun
-from store.sql import as_utc, utcnow
+from integration_signals.store.engine import is_sqlite
+from integration_signals.store.models import JobRun
+from integration_signals.store.sql import as_utc, utcnow
 
 log = logging.getLogger("signals.schedules")
 

@@ -24,11 +24,11 @@ import orjson
 from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.engine import Connection, make_url
 
-from integration_signals.settings import Config, Settings
-from store.events import KNOWN_FIELDS, RawRecord
-from store.ingest import Ingestor, IngestReport
-from store.models import KeyValue
-from store.sql import upsert, utcnow
+from integration_signals.config import Config, Settings
+from integration_signals.store.events import KNOWN_FIELDS, RawRecord
+from integration_signals.store.ingest import Ingestor, IngestReport
+from integration_signals.store.models import KeyValue
+from integration_signals.store.sql import upsert, utcnow
 
 
 class PullNotConfigured(Exception):

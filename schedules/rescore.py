@@ -17,10 +17,10 @@ import time
 
 from sqlalchemy import Engine
 
-from integration_signals.pipeline import after_ingest
-from integration_signals.settings import Config
-from store.ingest import IngestReport
-from store.sql import utcnow
+from integration_signals.config import Config
+from integration_signals.schedules.pipeline import after_ingest
+from integration_signals.store.ingest import IngestReport
+from integration_signals.store.sql import utcnow
 
 log = logging.getLogger("signals.rescore")
 
@@ -83,16 +83,7 @@ class Rescorer:
                 report = IngestReport(touched_accounts=batch)
                 result = after_ingest(self.engine, self.config, report, now=utcnow())
                 self.rounds += 1
-                self.last_error = None
-                log.info("rescored after ingest: %s", result)
-            except Exception as exc:  # a failed round is logged; the score job catches up
-                self.last_error = (
-                    f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
-                )
-                log.error(
-                    "rescoring after ingest failed (the score job will catch up): %s",
-                    self.last_error,
-                )
+                self.last_error = result.get("error")
             finally:
                 with self._cond:
                     self._busy = False

@@ -30,13 +30,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine, func, select
 
-from integration_signals.runtime import dumps
-from integration_signals.settings import Config, Settings
-from schedules.jobs import JobContext, JobSpec, anchor, tick_of
-from schedules.locks import ABANDONED, FAILED, OK, RUNNING, TickLocks
-from schedules.pull import Stopping
-from store.models import JobRun
-from store.sql import as_utc, utcnow
+from integration_signals.config import Config, Settings
+from integration_signals.schedules.jobs import JobContext, JobSpec, anchor, tick_of
+from integration_signals.schedules.locks import ABANDONED, FAILED, OK, RUNNING, TickLocks
+from integration_signals.schedules.pull import Stopping
+from integration_signals.store.jsonio import dumps
+from integration_signals.store.models import JobRun
+from integration_signals.store.sql import as_utc, utcnow
 
 log = logging.getLogger("signals.schedules")
 

@@ -22,8 +22,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from store.accounts import ACCOUNT_FIELDS
-from store.ingest import EVENT_TYPES
+from integration_signals.store.accounts import ACCOUNT_FIELDS
+from integration_signals.store.ingest import EVENT_TYPES
 
 _EVENT_FIELDS = ("connection_id", "records", "bytes", "api_calls", "trigger", "error")
 

@@ -29,15 +29,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine, text
 
-from integration_signals.pipeline import optional_layer
-from integration_signals.runtime import dumps
-from integration_signals.settings import Config, ConfigError, Settings
-from schedules.rescore import Rescorer
-from schedules.scheduler import Scheduler, one_line, redact
-from schedules.segment import BadBatch, map_batch, parse_batch, track_names
-from store.accounts import import_account_objects
-from store.ingest import Ingestor, IngestReport, RawRecord, read_objects
-from store.sql import utcnow
+from integration_signals.config import Config, ConfigError, Settings
+from integration_signals.schedules.rescore import Rescorer
+from integration_signals.schedules.scheduler import Scheduler, one_line, redact
+from integration_signals.schedules.segment import BadBatch, map_batch, parse_batch, track_names
+from integration_signals.store.accounts import import_account_objects
+from integration_signals.store.ingest import Ingestor, IngestReport, RawRecord, read_objects
+from integration_signals.store.jsonio import dumps
+from integration_signals.store.sql import utcnow
 
 log = logging.getLogger("signals.serve")
 
@@ -339,10 +338,9 @@ def _raw(message: Any) -> str:
 def _mount_slack(app: FastAPI, engine: Engine, config: Config, settings: Settings) -> str:
     """The bot's ``POST /slack/events`` (it answers 503 itself while Slack is not
     configured, so the endpoint exists either way)."""
-    bot_http = optional_layer("bot.http")
-    if bot_http is None:
-        return "the bot layer is not installed"
-    app.include_router(bot_http.slack_router(engine, config, settings))
+    from integration_signals.bot.http import slack_router
+
+    app.include_router(slack_router(engine, config, settings))
     if settings.slack_signing_secret is None or settings.slack_bot_token is None:
         return "POST /slack/events answers 503: set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN"
     return "POST /slack/events"
@@ -408,9 +406,9 @@ def serve(
     were still running at shutdown and were abandoned (their ticks rerun next start)."""
     import uvicorn
 
-    from schedules.alerts import slack_alert
-    from schedules.jobs import build_jobs, missing_layers
-    from schedules.locks import InstanceLock
+    from integration_signals.schedules.alerts import slack_alert
+    from integration_signals.schedules.jobs import build_jobs
+    from integration_signals.schedules.locks import InstanceLock
 
     configure_logging()
     instance = InstanceLock(engine)
@@ -423,11 +421,6 @@ def serve(
         actual = sock.getsockname()[1]
         if settings.signals_ingest_token is None:
             log.warning("SIGNALS_INGEST_TOKEN is not set: the ingest API refuses every request")
-        missing = missing_layers()
-        if missing:
-            log.warning(
-                "layers not installed, their jobs and endpoints are off: %s", ", ".join(missing)
-            )
         print(f"signals serve: listening on http://{host}:{actual}", file=sys.stderr, flush=True)
         server = uvicorn.Server(
             uvicorn.Config(

@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, select
 
-from integration_signals.settings import Config
-from scoring.facts import cutoff_of, load_facts
-from scoring.impact import aware
-from scoring.score import score
-from store.models import Account
-from store.sql import as_utc
+from integration_signals.config import Config
+from integration_signals.scoring.facts import cutoff_of, load_facts
+from integration_signals.scoring.impact import aware
+from integration_signals.scoring.score import score
+from integration_signals.store.models import Account
+from integration_signals.store.sql import as_utc
 
 BANDS = ("healthy", "watch", "at_risk")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from integration_signals.settings import (
+from integration_signals.config import (
     ActivationThresholds,
     Bands,
     FrequencyThresholds,
@@ -24,7 +24,7 @@ from integration_signals.settings import (
     SophisticationThresholds,
     VolumeThresholds,
 )
-from scoring.facts import AccountFacts, ConnectionFacts
+from integration_signals.scoring.facts import AccountFacts, ConnectionFacts
 
 Point = tuple[float, float]
 

@@ -23,9 +23,9 @@ import orjson
 from sqlalchemy import Engine, String, func, select, type_coerce
 from sqlalchemy.engine import Connection as DBConnection
 
-from integration_signals.settings import ACTIVE_WINDOW_DAYS, Config
-from store.models import Account, Connection, DailyUsage, Event, Integration
-from store.sql import as_utc, chunked
+from integration_signals.config import ACTIVE_WINDOW_DAYS, Config
+from integration_signals.store.models import Account, Connection, DailyUsage, Event, Integration
+from integration_signals.store.sql import as_utc, chunked
 
 WINDOW_DAYS = 60  # the rollup days one scoring pass reads: two 30-day months
 _CHUNK = 500

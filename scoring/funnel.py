@@ -8,8 +8,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from scoring.facts import ConnectionFacts
-from scoring.retention import Lifetime
+from integration_signals.scoring.facts import ConnectionFacts
+from integration_signals.scoring.retention import Lifetime
 
 STATES = ("active", "broken", "idle", "uninstalled", "installed")
 

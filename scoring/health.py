@@ -13,12 +13,12 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from integration_signals.settings import Config
-from scoring.facts import AccountFacts, load_facts_conn
-from scoring.run import _percentiles, day_bounds
-from scoring.score import score
-from store.models import Account, AccountScore, ScoreHistory, Signal, Task
-from store.sql import as_utc
+from integration_signals.config import Config
+from integration_signals.scoring.facts import AccountFacts, load_facts_conn
+from integration_signals.scoring.run import _percentiles, day_bounds
+from integration_signals.scoring.score import score
+from integration_signals.store.models import Account, AccountScore, ScoreHistory, Signal, Task
+from integration_signals.store.sql import as_utc
 
 STATE_ORDER = {"active": 0, "broken": 1, "idle": 2, "installed": 3, "uninstalled": 4}
 OPEN_TASK_STATUSES = ("open", "claimed", "snoozed")

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, func, select
 
-from integration_signals.settings import Config, ImpactConfig
-from store.models import Account, Connection, DailyUsage, Integration
-from store.sql import as_utc
+from integration_signals.config import Config, ImpactConfig
+from integration_signals.store.models import Account, Connection, DailyUsage, Integration
+from integration_signals.store.sql import as_utc
 
 BOOLEAN_FIELDS = ("renewed",)
 NUMERIC_FIELDS = ("mrr", "employees", "api_limit_daily", "expansion_mrr", "tenure")

@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, select
 
-from integration_signals.settings import SEGMENTS, Config
-from scoring.backtest import auc, outcomes
-from scoring.facts import AccountFacts, cutoff_of, load_facts
-from scoring.impact import adopters, aware, integration_keys
-from store.models import KeyValue
-from store.sql import upsert
+from integration_signals.config import SEGMENTS, Config
+from integration_signals.scoring.backtest import auc, outcomes
+from integration_signals.scoring.facts import AccountFacts, cutoff_of, load_facts
+from integration_signals.scoring.impact import adopters, aware, integration_keys
+from integration_signals.store.models import KeyValue
+from integration_signals.store.sql import upsert
 
 KV_KEY = "outcome_model"
 

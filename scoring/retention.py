@@ -19,9 +19,9 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from integration_signals.settings import Config
-from scoring.facts import ConnectionFacts, load_facts_conn
-from store.models import DailyUsage
+from integration_signals.config import Config
+from integration_signals.scoring.facts import ConnectionFacts, load_facts_conn
+from integration_signals.store.models import DailyUsage
 
 RETAINED_AT = (7, 30, 60, 90)
 

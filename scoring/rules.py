@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
-from integration_signals.settings import SignalsConfig
-from scoring.signal_facts import AccountFacts, ConnectionFacts
+from integration_signals.config import SignalsConfig
+from integration_signals.scoring.signal_facts import AccountFacts, ConnectionFacts
 
 Polarity = Literal["positive", "expansion", "risk", "guard"]
 OwnerRole = Literal["csm", "owner", "alert"]

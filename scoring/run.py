@@ -26,12 +26,12 @@ import numpy as np
 import orjson
 from sqlalchemy import Engine, String, func, or_, select, type_coerce
 
-from integration_signals.settings import COMPONENTS, Config
-from scoring.facts import AccountFacts, load_facts, load_facts_conn
-from scoring.score import Score, score
-from store.bulk import Bulk
-from store.models import Account, AccountScore, ScoringRun
-from store.sql import as_utc, chunked, utcnow
+from integration_signals.config import COMPONENTS, Config
+from integration_signals.scoring.facts import AccountFacts, load_facts, load_facts_conn
+from integration_signals.scoring.score import Score, score
+from integration_signals.store.bulk import Bulk
+from integration_signals.store.models import Account, AccountScore, ScoringRun
+from integration_signals.store.sql import as_utc, chunked, utcnow
 
 _CHUNK = 500
 PERCENTILE_KEYS = (*COMPONENTS, "score")

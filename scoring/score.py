@@ -15,9 +15,15 @@ from typing import Any
 
 import orjson
 
-from integration_signals.settings import COMPONENTS, Bands, ScoringConfig
-from scoring.components import COMPONENT_FUNCTIONS, Component, Rules, half_up, rules_for
-from scoring.facts import AccountFacts
+from integration_signals.config import COMPONENTS, Bands, ScoringConfig
+from integration_signals.scoring.components import (
+    COMPONENT_FUNCTIONS,
+    Component,
+    Rules,
+    half_up,
+    rules_for,
+)
+from integration_signals.scoring.facts import AccountFacts
 
 REASON_MAX = 255
 

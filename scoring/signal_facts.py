@@ -20,10 +20,10 @@ from typing import Any
 from sqlalchemy import Engine, and_, func, select
 from sqlalchemy.engine import Connection as DbConnection
 
-from integration_signals.settings import Config
-from scoring.facts import load_facts
-from store.models import Account, AccountScore, DailyUsage
-from store.sql import as_utc, chunked
+from integration_signals.config import Config
+from integration_signals.scoring.facts import load_facts
+from integration_signals.store.models import Account, AccountScore, DailyUsage
+from integration_signals.store.sql import as_utc, chunked
 
 _CHUNK = 500
 

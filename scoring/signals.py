@@ -22,13 +22,13 @@ from typing import Any
 from sqlalchemy import Engine, and_, func, select, text, update
 from sqlalchemy.engine import Connection
 
-from integration_signals.settings import Config, SignalsConfig
-from scoring import tasks as task_ops
-from scoring.rules import FEED_STALE, GLOBAL, KINDS, RULES, Rule
-from scoring.signal_facts import AccountFacts, collect_facts
-from store.feed import last_event_seen
-from store.models import AccountScore, Signal, Task, TaskEvent
-from store.sql import as_utc, chunked, insert_for
+from integration_signals.config import Config, SignalsConfig
+from integration_signals.scoring import tasks as task_ops
+from integration_signals.scoring.rules import FEED_STALE, GLOBAL, KINDS, RULES, Rule
+from integration_signals.scoring.signal_facts import AccountFacts, collect_facts
+from integration_signals.store.feed import last_event_seen
+from integration_signals.store.models import AccountScore, Signal, Task, TaskEvent
+from integration_signals.store.sql import as_utc, chunked, insert_for
 
 SEGMENT_ORDER = ("expansion-ready", "at-risk", "onboarding")
 Key = tuple[str, str, str]  # account_id, kind, subject

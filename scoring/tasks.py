@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import Engine, and_, select, update
 from sqlalchemy.engine import Connection
 
-from store.models import Task, TaskEvent
-from store.sql import as_utc
+from integration_signals.store.models import Task, TaskEvent
+from integration_signals.store.sql import as_utc
 
 OPEN, CLAIMED, DONE, SNOOZED = "open", "claimed", "done", "snoozed"
 STATUSES = (OPEN, CLAIMED, DONE, SNOOZED)

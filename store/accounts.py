@@ -16,8 +16,8 @@ import orjson
 from rapidfuzz import fuzz, process
 from sqlalchemy import Engine, func, or_, select
 
-from store.models import Account, Quarantine
-from store.sql import chunked, upsert, utcnow
+from integration_signals.store.models import Account, Quarantine
+from integration_signals.store.sql import chunked, upsert, utcnow
 
 SEGMENTS = ("smb", "mid_market", "enterprise")
 _SEGMENT_ALIASES = {

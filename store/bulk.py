@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Connection
 
-from store.events import ts_formatter
+from integration_signals.store.events import ts_formatter
 
 # SQLite and PostgreSQL both cap bound parameters per statement; stay well below.
 MAX_PARAMS = 30_000

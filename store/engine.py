@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 
-from store import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from integration_signals.store import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _migrated: set[str] = set()

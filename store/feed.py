@@ -13,9 +13,9 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from store.models import Connection as ConnectionRow
-from store.models import Event, KeyValue
-from store.sql import as_utc, greatest, upsert
+from integration_signals.store.models import Connection as ConnectionRow
+from integration_signals.store.models import Event, KeyValue
+from integration_signals.store.sql import as_utc, greatest, upsert
 
 FEED_KEY = "feed.last_received_at"
 

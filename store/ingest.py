@@ -24,9 +24,9 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, select
 
-from integration_signals.settings import Config
-from store.bulk import Bulk
-from store.events import (  # noqa: F401  (names re-exported as the ingest API)
+from integration_signals.config import Config
+from integration_signals.store.bulk import Bulk
+from integration_signals.store.events import (  # noqa: F401  (names re-exported as the ingest API)
     EVENT_TYPES,
     RawRecord,
     Reject,
@@ -39,9 +39,9 @@ from store.events import (  # noqa: F401  (names re-exported as the ingest API)
     read_objects,  # noqa: F401
     validate_event,
 )
-from store.feed import mark_received
-from store.models import Account, Integration, Quarantine
-from store.sql import chunked, upsert, utcnow
+from integration_signals.store.feed import mark_received
+from integration_signals.store.models import Account, Integration, Quarantine
+from integration_signals.store.sql import chunked, upsert, utcnow
 
 # Records per statement group inside a transaction (the transaction size is config).
 CHUNK = 10_000

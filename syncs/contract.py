@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Protocol
 
-from integration_signals.settings import Config, Settings
-from syncs.exceptions import BatchRejected
+from integration_signals.config import Config, Settings
+from integration_signals.syncs.exceptions import BatchRejected
 
 REASON_MAX = 255
 BAND_ORDER = {"healthy": 0, "watch": 1, "at_risk": 2}

@@ -12,9 +12,9 @@ import orjson
 from sqlalchemy import Text, and_, select, type_coerce, update
 from sqlalchemy.engine import Connection
 
-from store import models
-from store.sql import as_utc, upsert
-from syncs.contract import AccountValues, RecordChange, RecordResult
+from integration_signals.store import models
+from integration_signals.store.sql import as_utc, upsert
+from integration_signals.syncs.contract import AccountValues, RecordChange, RecordResult
 
 accounts_t = models.Account.__table__
 scores_t = models.AccountScore.__table__

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from store.accounts import normalize_domain
-from syncs.ledger import SyncAccount
+from integration_signals.store.accounts import normalize_domain
+from integration_signals.syncs.ledger import SyncAccount
 
 DomainFinder = Callable[[Sequence[str]], dict[str, list[str]]]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import importlib
 
-from syncs.contract import Destination
-from syncs.exceptions import FatalSyncError
+from integration_signals.syncs.contract import Destination
+from integration_signals.syncs.exceptions import FatalSyncError
 
 DESTINATIONS = ("salesforce", "hubspot")
 
@@ -16,6 +16,6 @@ def get_destination(name: str) -> Destination:
         raise FatalSyncError(
             f"unknown destination {name!r}; choose one of {', '.join(DESTINATIONS)}"
         )
-    module = importlib.import_module(f"syncs.{name}")
+    module = importlib.import_module(f"integration_signals.syncs.{name}")
     destination: Destination = module.DESTINATION
     return destination

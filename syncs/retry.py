@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TypeVar
 
-from syncs.exceptions import RetriableError
+from integration_signals.syncs.exceptions import RetriableError
 
 T = TypeVar("T")
 

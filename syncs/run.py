@@ -13,17 +13,24 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from integration_signals.settings import Config, Settings
-from syncs import ledger
-from syncs.contract import RecordChange, RecordResult, Sink, make_plan, record_values, to_fields
-from syncs.exceptions import (
+from integration_signals.config import Config, Settings
+from integration_signals.syncs import ledger
+from integration_signals.syncs.contract import (
+    RecordChange,
+    RecordResult,
+    Sink,
+    make_plan,
+    record_values,
+    to_fields,
+)
+from integration_signals.syncs.exceptions import (
     DailyLimitReached,
     FatalSyncError,
     SyncError,
     SyncStopped,
 )
-from syncs.matching import match_accounts
-from syncs.registry import get_destination
+from integration_signals.syncs.matching import match_accounts
+from integration_signals.syncs.registry import get_destination
 
 log = logging.getLogger("syncs")
 
@@ -297,7 +304,7 @@ def _sync_tasks(
 ) -> None:
     """Playbook tasks as Salesforce Tasks on the matched Account: new ones created,
     changed ones (claimed, done, snoozed) updated; diffed against the ledger like fields."""
-    from syncs.salesforce.mapping import task_values
+    from integration_signals.syncs.salesforce.mapping import task_values
 
     with engine.connect() as conn:
         tasks = ledger.load_tasks(conn, record_of)

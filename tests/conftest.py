@@ -14,7 +14,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
-from store.engine import make_engine
+from integration_signals.store.engine import make_engine
 
 _ENV_PREFIXES = ("SIGNALS_", "SALESFORCE_", "HUBSPOT_", "SLACK_")
 
@@ -38,7 +38,7 @@ def _pg_database() -> Iterator[str | None]:
     try:
         yield url
     finally:
-        from store import engine as engine_mod
+        from integration_signals.store import engine as engine_mod
 
         engine_mod._migrated.clear()
         with admin.connect() as conn:
@@ -87,8 +87,10 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def cli(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
     """Run `signals ...` in-process against the test database; returns the Result."""
-    from integration_signals import commands  # noqa: F401
-    from integration_signals.cli import app
+    from integration_signals.cli import (
+        app,
+        commands,  # noqa: F401
+    )
 
     monkeypatch.setenv("SIGNALS_DATABASE_URL", db_url)
     monkeypatch.chdir(tmp_path)

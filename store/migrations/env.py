@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-from store import models  # noqa: F401
+from integration_signals.store import models  # noqa: F401
 
 target_metadata = SQLModel.metadata
 config = context.config

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from integration_signals.settings import Config, Settings
-from syncs.contract import Destination, Sink
-from syncs.hubspot import mapping
+from integration_signals.config import Config, Settings
+from integration_signals.syncs.contract import Destination, Sink
+from integration_signals.syncs.hubspot import mapping
 
 
 def _open(config: Config, settings: Settings) -> Sink:
-    from syncs.hubspot.sink import HubSpotSink
+    from integration_signals.syncs.hubspot.sink import HubSpotSink
 
     return HubSpotSink(config, settings)
 

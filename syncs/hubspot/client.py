@@ -21,8 +21,8 @@ from hubspot import HubSpot
 from hubspot.crm.companies.exceptions import ApiException as CompaniesApiException
 from hubspot.crm.properties.exceptions import ApiException as PropertiesApiException
 
-from integration_signals.settings import Settings, SyncsConfig
-from syncs.exceptions import (
+from integration_signals.config import Settings, SyncsConfig
+from integration_signals.syncs.exceptions import (
     BatchRejected,
     DailyLimitReached,
     FatalSyncError,
@@ -31,7 +31,7 @@ from syncs.exceptions import (
     SessionExpired,
     SyncError,
 )
-from syncs.retry import Backoff, SlidingWindowLimiter
+from integration_signals.syncs.retry import Backoff, SlidingWindowLimiter
 
 log = logging.getLogger("syncs.hubspot")
 T = TypeVar("T")

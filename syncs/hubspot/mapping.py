@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from integration_signals.settings import Config
+from integration_signals.config import Config
 
 BAND_OPTIONS = [("Healthy", "healthy"), ("Watch", "watch"), ("At risk", "at_risk")]
 

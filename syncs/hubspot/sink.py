@@ -8,18 +8,18 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from integration_signals.settings import Config, Settings
-from store.accounts import normalize_domain
-from syncs.contract import (
+from integration_signals.config import Config, Settings
+from integration_signals.store.accounts import normalize_domain
+from integration_signals.syncs.contract import (
     RecordChange,
     RecordResult,
     chunks,
     write_concurrently,
     write_isolating,
 )
-from syncs.exceptions import FatalSyncError, MissingFields
-from syncs.hubspot import mapping
-from syncs.hubspot.client import HubSpotClient
+from integration_signals.syncs.exceptions import FatalSyncError, MissingFields
+from integration_signals.syncs.hubspot import mapping
+from integration_signals.syncs.hubspot.client import HubSpotClient
 
 
 def _ids_of(error: dict[str, Any]) -> list[str]:

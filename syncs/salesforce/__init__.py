@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from integration_signals.settings import Config, Settings
-from syncs.contract import Destination, Sink
-from syncs.salesforce import mapping
+from integration_signals.config import Config, Settings
+from integration_signals.syncs.contract import Destination, Sink
+from integration_signals.syncs.salesforce import mapping
 
 
 def _has_credentials(s: Settings) -> bool:
@@ -15,7 +15,7 @@ def _has_credentials(s: Settings) -> bool:
 
 
 def _open(config: Config, settings: Settings) -> Sink:
-    from syncs.salesforce.sink import SalesforceSink
+    from integration_signals.syncs.salesforce.sink import SalesforceSink
 
     return SalesforceSink(config, settings)
 

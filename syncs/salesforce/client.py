@@ -19,8 +19,8 @@ import requests
 from simple_salesforce import Salesforce, SalesforceLogin
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceError
 
-from integration_signals.settings import Settings, SyncsConfig
-from syncs.exceptions import (
+from integration_signals.config import Settings, SyncsConfig
+from integration_signals.syncs.exceptions import (
     BatchRejected,
     DailyLimitReached,
     FatalSyncError,
@@ -29,7 +29,7 @@ from syncs.exceptions import (
     SessionExpired,
     SyncError,
 )
-from syncs.retry import Backoff
+from integration_signals.syncs.retry import Backoff
 
 log = logging.getLogger("syncs.salesforce")
 T = TypeVar("T")

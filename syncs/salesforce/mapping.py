@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from integration_signals.settings import Config
+from integration_signals.config import Config
 
 # value name -> (SFDX field type, length/precision note) for the shipped metadata.
 KINDS: dict[str, str] = {

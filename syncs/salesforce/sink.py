@@ -13,12 +13,12 @@ from typing import Any, cast
 from simple_salesforce import format_soql
 from simple_salesforce.bulk2 import Operation
 
-from integration_signals.settings import Config, Settings
-from store.accounts import normalize_domain
-from syncs.contract import RecordChange, RecordResult, chunks, write_isolating
-from syncs.exceptions import FatalSyncError, MissingFields, RetriableError
-from syncs.salesforce import mapping
-from syncs.salesforce.client import SalesforceClient
+from integration_signals.config import Config, Settings
+from integration_signals.store.accounts import normalize_domain
+from integration_signals.syncs.contract import RecordChange, RecordResult, chunks, write_isolating
+from integration_signals.syncs.exceptions import FatalSyncError, MissingFields, RetriableError
+from integration_signals.syncs.salesforce import mapping
+from integration_signals.syncs.salesforce.client import SalesforceClient
 
 DEPLOY_HINT = "deploy force-app/ with `sf project deploy start --source-dir force-app`"
 

@@ -20,9 +20,9 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import Engine, select
 
-from integration_signals.settings import Config, Settings, load_config
-from store.accounts import import_account_objects
-from store.models import Task
+from integration_signals.config import Config, Settings, load_config
+from integration_signals.store.accounts import import_account_objects
+from integration_signals.store.models import Task
 from tests.fakes.slack import FakeSlack
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -163,7 +163,7 @@ class SlackSender:
 def bot(
     engine: Engine, config: Config, settings: Settings, slack: FakeSlack
 ) -> Iterator[SlackSender]:
-    from bot.http import slack_router
+    from integration_signals.bot.http import slack_router
 
     app = FastAPI()
     app.include_router(slack_router(engine, config, settings))

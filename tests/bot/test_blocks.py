@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot import blocks
+from integration_signals.bot import blocks
 from tests.fakes.slack import block_errors
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

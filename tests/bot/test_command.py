@@ -9,9 +9,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import Engine, func, select, text
 
-from integration_signals.settings import ChannelScope, Config, Settings, load_config
-from store.ingest import Ingestor, read_objects
-from store.models import Account, AccountScore
+from integration_signals.config import ChannelScope, Config, Settings, load_config
+from integration_signals.store.ingest import Ingestor, read_objects
+from integration_signals.store.models import Account, AccountScore
 from tests.bot.conftest import NOW, SlackSender, serve
 from tests.bot.test_blocks import HOSTILE, _mrkdwn_objects
 from tests.bot.test_tasks import _text
@@ -180,7 +180,7 @@ def _scoped_bot(engine: Engine, settings: Settings, slack: FakeSlack):
     config = base.model_copy(
         update={"bot": base.bot.model_copy(update={"access": {"C0GLOBEX": scope}})}
     )
-    from bot.http import slack_router
+    from integration_signals.bot.http import slack_router
 
     app = FastAPI()
     app.include_router(slack_router(engine, config, settings))

@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from integration_signals.settings import Config, Settings
+from integration_signals.config import Config, Settings
 from tests.bot.conftest import SlackSender, add_task, serve, task_row
 from tests.fakes.slack import FakeSlack
 
@@ -78,7 +78,7 @@ def test_a_tampered_body_with_a_valid_signature_of_another_body_is_refused(
 
 
 def test_without_slack_credentials_the_endpoint_says_what_to_set(engine: Engine, config: Config):
-    from bot.http import slack_router
+    from integration_signals.bot.http import slack_router
 
     app = FastAPI()
     app.include_router(slack_router(engine, config, Settings()))

@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, select
 
-from bot.tasks import post_pending_tasks, send_digest, send_reminders
-from integration_signals.settings import Config, Settings, load_config
-from store.models import KeyValue, Signal, TaskEvent
+from integration_signals.bot.tasks import post_pending_tasks, send_digest, send_reminders
+from integration_signals.config import Config, Settings, load_config
+from integration_signals.store.models import KeyValue, Signal, TaskEvent
 from tests.bot.conftest import NOW, SlackSender, add_task, task_row
 from tests.fakes.slack import FakeSlack
 
@@ -254,7 +254,7 @@ def test_the_digest_lists_new_risks_and_expansions_once_a_day(
 
 @pytest.mark.parametrize("missing", ["slack_bot_token"])
 def test_posting_without_a_token_names_the_variable(engine: Engine, config: Config, missing: str):
-    from bot.client import SlackNotConfigured
+    from integration_signals.bot.client import SlackNotConfigured
 
     with pytest.raises(SlackNotConfigured, match="SLACK_BOT_TOKEN"):
         post_pending_tasks(engine, config, Settings(), now=NOW)

@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
-from integration_signals.demo_cycle import IMPACT_DEMO, demo_impact, render_impact
-from integration_signals.settings import load_config
-from store.accounts import import_account_objects
-from store.demo import generate
-from store.ingest import Ingestor, read_objects
+from integration_signals.cli.demo_cycle import IMPACT_DEMO, demo_impact, render_impact
+from integration_signals.config import load_config
+from integration_signals.store.accounts import import_account_objects
+from integration_signals.store.demo import generate
+from integration_signals.store.ingest import Ingestor, read_objects
 
 CONFIG = load_config(None)
 END = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

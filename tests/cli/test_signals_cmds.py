@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
-from scoring.signals import evaluate_signals
+from integration_signals.scoring.signals import evaluate_signals
 from tests.scoring.world import AS_OF, CONFIG, TODAY, World
 
 WHEN = AS_OF.isoformat()

@@ -22,7 +22,7 @@ import uvicorn
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from schedules.server import bind
+from integration_signals.schedules.server import bind
 from tests.fakes.slack import FakeSlack
 
 ROOT = Path(__file__).resolve().parents[2]

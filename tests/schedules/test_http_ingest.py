@@ -14,9 +14,9 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine, func, select
 
-from integration_signals.settings import Config, Settings, load_config
-from schedules.server import create_app
-from store.models import Account, Event, Quarantine
+from integration_signals.config import Config, Settings, load_config
+from integration_signals.schedules.server import create_app
+from integration_signals.store.models import Account, Event, Quarantine
 from tests.schedules.conftest import TOKEN
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -191,7 +191,7 @@ def test_healthz_reports_the_database(api: str) -> None:
 def test_accepted_events_get_their_accounts_rescored_in_the_background(
     api: str, engine: Engine
 ) -> None:
-    from store.models import AccountScore
+    from integration_signals.store.models import AccountScore
     from tests.schedules.conftest import wait_for
 
     data = post(f"{api}/v1/events", json.dumps([event(i) for i in range(1, 8)])).json()

@@ -12,11 +12,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
-from integration_signals.settings import load_config
-from schedules.jobs import JobSpec, next_tick, tick_of
-from schedules.locks import ABANDONED, FAILED, OK, RUNNING, AlreadyServing, InstanceLock, TickLocks
-from store.engine import make_engine
-from store.models import JobRun
+from integration_signals.config import load_config
+from integration_signals.schedules.jobs import JobSpec, next_tick, tick_of
+from integration_signals.schedules.locks import (
+    ABANDONED,
+    FAILED,
+    OK,
+    RUNNING,
+    AlreadyServing,
+    InstanceLock,
+    TickLocks,
+)
+from integration_signals.store.engine import make_engine
+from integration_signals.store.models import JobRun
 from tests.schedules.conftest import needs_pg
 
 TICK = datetime(2026, 11, 22, 8, 15, tzinfo=UTC)

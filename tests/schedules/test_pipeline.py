@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select
 
-from store.models import AccountScore, Signal
+from integration_signals.store.models import AccountScore, Signal
 
 
 def test_cli_ingest_rescores_touched_accounts_and_evaluates_their_signals(

@@ -9,9 +9,9 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine, func, select
 
-from integration_signals.settings import Config, Settings, load_config
-from schedules.pull import PullNotConfigured, load_state, pull_once, state_key
-from store.models import Event, Quarantine
+from integration_signals.config import Config, Settings, load_config
+from integration_signals.schedules.pull import PullNotConfigured, load_state, pull_once, state_key
+from integration_signals.store.models import Event, Quarantine
 from tests.schedules.conftest import Source
 
 
@@ -151,7 +151,7 @@ def test_a_misconfigured_pull_says_what_to_fix(
 
 
 def test_the_pull_without_configuration_is_not_scheduled(engine: Engine) -> None:
-    from schedules.jobs import build_jobs
+    from integration_signals.schedules.jobs import build_jobs
 
     ids = [
         job.id for job in build_jobs(engine, load_config(None), Settings(signals_database_url="x"))

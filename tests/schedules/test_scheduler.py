@@ -10,13 +10,13 @@ from typing import Any
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
-from integration_signals.settings import Settings, load_config
-from schedules.alerts import slack_alert
-from schedules.jobs import build_jobs
-from schedules.locks import FAILED
-from schedules.scheduler import Scheduler
-from schedules.server import create_app
-from store.models import JobRun
+from integration_signals.config import Settings, load_config
+from integration_signals.schedules.alerts import slack_alert
+from integration_signals.schedules.jobs import build_jobs
+from integration_signals.schedules.locks import FAILED
+from integration_signals.schedules.scheduler import Scheduler
+from integration_signals.schedules.server import create_app
+from integration_signals.store.models import JobRun
 from tests.fakes.slack import FakeSlack
 from tests.schedules.conftest import Source, healthz, posted, wait_for
 

@@ -14,10 +14,10 @@ from segment.analytics.client import Client
 from segment.analytics.request import APIError
 from sqlalchemy import Engine, func, select
 
-from integration_signals.settings import Settings, load_config
-from schedules.segment import map_batch, track_names
-from schedules.server import create_app
-from store.models import Account, Event
+from integration_signals.config import Settings, load_config
+from integration_signals.schedules.segment import map_batch, track_names
+from integration_signals.schedules.server import create_app
+from integration_signals.store.models import Account, Event
 from tests.schedules.conftest import TOKEN
 
 WHEN = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from integration_signals.settings import load_config
-from schedules.pull import load_state
-from store.models import Event, JobRun, Task
+from integration_signals.config import load_config
+from integration_signals.schedules.pull import load_state
+from integration_signals.store.models import Event, JobRun, Task
 from tests.fakes.slack import FakeSlack
 from tests.schedules.conftest import (
     TOKEN,

@@ -12,9 +12,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from integration_signals.settings import load_config
-from store.accounts import import_account_objects
-from store.ingest import Ingestor, read_objects
+from integration_signals.config import load_config
+from integration_signals.store.accounts import import_account_objects
+from integration_signals.store.ingest import Ingestor, read_objects
 
 AS_OF = datetime(2026, 6, 1, tzinfo=UTC)
 NOW = datetime(2026, 11, 20, tzinfo=UTC)

@@ -9,8 +9,8 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, func, select
 
-from scoring.backtest import backtest
-from store.models import AccountScore
+from integration_signals.scoring.backtest import backtest
+from integration_signals.store.models import AccountScore
 from tests.scoring.synth import AS_OF, CONFIG, NOW, World, iso
 
 
@@ -90,7 +90,7 @@ def test_an_unfinished_window_is_reported_as_incomplete(engine: Engine):
 
 
 def test_cli_backtest_json_and_horizon_parsing(cli, db_url):
-    from store.engine import make_engine
+    from integration_signals.store.engine import make_engine
 
     fading_world(n=20).load(make_engine(db_url))
     result = cli("backtest", "--as-of", "2026-06-01", "--horizon", "90d", "--json")

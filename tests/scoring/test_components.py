@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from integration_signals.settings import COMPONENTS, ConfigError, load_config
-from scoring.components import (
+from integration_signals.config import COMPONENTS, ConfigError, load_config
+from integration_signals.scoring.components import (
     activation_score,
     connection_health,
     frequency_score,
@@ -19,7 +19,7 @@ from scoring.components import (
     sophistication_score,
     volume_score,
 )
-from scoring.score import band_of, overall
+from integration_signals.scoring.score import band_of, overall
 
 SC = load_config(None).scoring
 SEGMENTS = ("smb", "mid_market", "enterprise")

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
-from scoring.impact import (
+from integration_signals.scoring.impact import (
     Design,
     ImpactError,
     ImpactRequest,
@@ -156,7 +156,7 @@ def test_default_as_of_leaves_the_outcome_window_after_it():
 
 
 def test_cli_reports_one_integration_with_the_issue_keys(cli, db_url):
-    from store.engine import make_engine
+    from integration_signals.store.engine import make_engine
 
     confounded_world(n=400, seed=2).load(make_engine(db_url))
     result = cli(
@@ -198,7 +198,7 @@ def test_cli_reports_one_integration_with_the_issue_keys(cli, db_url):
 
 
 def test_cli_all_ranks_every_integration_and_flags_no_measurable_effect(cli, db_url):
-    from store.engine import make_engine
+    from integration_signals.store.engine import make_engine
 
     confounded_world(n=400, effect=-0.25, seed=2).load(make_engine(db_url))
     result = cli("impact", "--all", "--outcome", "churned", "--as-of", "2026-06-01", "--json")

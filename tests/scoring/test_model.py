@@ -10,7 +10,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine
 
-from scoring.model import ModelError, churn_probabilities, load_model, report, train
+from integration_signals.scoring.model import (
+    ModelError,
+    churn_probabilities,
+    load_model,
+    report,
+    train,
+)
 from tests.scoring.synth import CONFIG, NOW, World, iso
 
 SHORT = CONFIG.model_copy(
@@ -103,7 +109,7 @@ def test_training_without_churn_history_says_what_to_do(engine: Engine):
 
 
 def test_cli_model_train_and_report(cli, db_url, tmp_path):
-    from store.engine import make_engine
+    from integration_signals.store.engine import make_engine
 
     warehouse_world().load(make_engine(db_url))
     assert cli("model", "report").exit_code == 1  # nothing trained yet

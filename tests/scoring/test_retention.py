@@ -9,10 +9,10 @@ from datetime import UTC, date, datetime
 import pytest
 from lifelines import KaplanMeierFitter
 
-from integration_signals.settings import load_config
-from scoring.facts import ConnectionFacts, IntegrationInfo
-from scoring.funnel import funnel_rows
-from scoring.retention import (
+from integration_signals.config import load_config
+from integration_signals.scoring.facts import ConnectionFacts, IntegrationInfo
+from integration_signals.scoring.funnel import funnel_rows
+from integration_signals.scoring.retention import (
     kaplan_meier,
     lifetime_of,
     quantile_day,

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select, update
 
-from scoring.run import score_accounts
-from store.engine import make_engine
-from store.models import AccountScore, Connection, ScoreHistory
+from integration_signals.scoring.run import score_accounts
+from integration_signals.store.engine import make_engine
+from integration_signals.store.models import AccountScore, Connection, ScoreHistory
 from tests.scoring.builders import CONFIG, NOW, Feed, account, import_accounts
 
 INTEGRATIONS = ("salesforce", "hubspot", "zendesk", "snowflake", "looker")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from scoring.facts import load_facts
-from scoring.health import account_health
-from scoring.run import score_accounts
+from integration_signals.scoring.facts import load_facts
+from integration_signals.scoring.health import account_health
+from integration_signals.scoring.run import score_accounts
 from tests.scoring.builders import CONFIG, NOW, Feed, account, acme_like, import_accounts
 
 

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
-from scoring.rules import GLOBAL, RULES
-from scoring.signal_facts import project_limit_day
-from scoring.signals import evaluate_signals, feed_stale_open
+from integration_signals.scoring.rules import GLOBAL, RULES
+from integration_signals.scoring.signal_facts import project_limit_day
+from integration_signals.scoring.signals import evaluate_signals, feed_stale_open
 from tests.scoring.world import (
     AS_OF,
     CONFIG,
@@ -544,14 +544,14 @@ def test_reusing_scorings_facts_gives_the_same_signals_as_reloading(db_url, tmp_
     tasks and segments must be exactly those of a run that loads its own."""
     from datetime import UTC, datetime
 
-    from integration_signals.settings import load_config
-    from scoring.run import score_accounts
-    from scoring.signals import evaluate_signals
-    from store.accounts import import_account_objects
-    from store.demo import generate
-    from store.engine import make_engine
-    from store.ingest import Ingestor, read_objects
-    from store.models import AccountScore, Signal, Task
+    from integration_signals.config import load_config
+    from integration_signals.scoring.run import score_accounts
+    from integration_signals.scoring.signals import evaluate_signals
+    from integration_signals.store.accounts import import_account_objects
+    from integration_signals.store.demo import generate
+    from integration_signals.store.engine import make_engine
+    from integration_signals.store.ingest import Ingestor, read_objects
+    from integration_signals.store.models import AccountScore, Signal, Task
 
     config = load_config(None)
     end = datetime(2026, 11, 20, 12, tzinfo=UTC)

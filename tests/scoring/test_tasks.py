@@ -8,9 +8,9 @@ from datetime import UTC, timedelta
 import pytest
 from sqlalchemy import Engine
 
-from scoring import tasks as ops
-from scoring.signals import evaluate_signals
-from store.models import Task
+from integration_signals.scoring import tasks as ops
+from integration_signals.scoring.signals import evaluate_signals
+from integration_signals.store.models import Task
 from tests.scoring.world import AS_OF, CONFIG, TODAY, World, task_events, tasks
 
 LATER = AS_OF + timedelta(minutes=10)

@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from integration_signals.settings import Config, load_config
-from store.accounts import import_account_objects
-from store.ingest import Ingestor, read_objects
-from store.models import AccountScore, Signal, Task, TaskEvent
+from integration_signals.config import Config, load_config
+from integration_signals.store.accounts import import_account_objects
+from integration_signals.store.ingest import Ingestor, read_objects
+from integration_signals.store.models import AccountScore, Signal, Task, TaskEvent
 
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 TODAY = AS_OF.date()

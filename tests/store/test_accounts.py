@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from store.accounts import import_accounts, normalize_domain, resolve_account
-from store.models import Account, Quarantine
+from integration_signals.store.accounts import import_accounts, normalize_domain, resolve_account
+from integration_signals.store.models import Account, Quarantine
 
 CSV = (
     "account_id,name,domain,segment,plan,mrr,industry,employees,created_at,renewal_date,"
@@ -48,8 +48,8 @@ def test_import_reads_fields_traits_and_quarantines_bad_rows(engine: Engine, tmp
 
 
 def test_reimport_updates_in_place_and_fills_stubs(engine: Engine, tmp_path: Path):
-    from integration_signals.settings import load_config
-    from store.ingest import Ingestor, read_objects
+    from integration_signals.config import load_config
+    from integration_signals.store.ingest import Ingestor, read_objects
 
     event = {
         "event_id": "x1",

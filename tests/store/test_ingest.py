@@ -19,9 +19,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
-from integration_signals.settings import load_config
-from store.ingest import Ingestor, ingest_paths, read_objects
-from store.models import Account, Connection, DailyUsage, Event, Integration, Quarantine
+from integration_signals.config import load_config
+from integration_signals.store.ingest import Ingestor, ingest_paths, read_objects
+from integration_signals.store.models import (
+    Account,
+    Connection,
+    DailyUsage,
+    Event,
+    Integration,
+    Quarantine,
+)
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 CONFIG = load_config(None)
@@ -147,7 +154,7 @@ def test_order_of_arrival_does_not_change_the_result(db_url: str, tmp_path: Path
 
 def fresh_engine(db_url: str, tmp_path: Path, name: str) -> Engine:
     """An empty database: a new SQLite file, or the test's PostgreSQL database emptied."""
-    from store.engine import make_engine
+    from integration_signals.store.engine import make_engine
     from tests.conftest import _truncate_all
 
     if db_url.startswith("sqlite"):
@@ -325,7 +332,7 @@ def test_a_killed_import_run_again_ends_with_the_same_totals(db_url: str, tmp_pa
     config = tmp_path / "small-batches.toml"
     config.write_text("[ingest]\nbatch_size = 500\n")
     env = {**os.environ, "SIGNALS_DATABASE_URL": db_url, "SIGNALS_CONFIG": str(config)}
-    from store.engine import make_engine
+    from integration_signals.store.engine import make_engine
 
     engine = make_engine(db_url)
     proc = subprocess.Popen(

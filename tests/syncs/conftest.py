@@ -13,8 +13,8 @@ import pytest
 import responses
 from sqlalchemy import Engine, delete
 
-from store import models
-from store.sql import upsert
+from integration_signals.store import models
+from integration_signals.store.sql import upsert
 from tests.fakes.hubspot import FakeHubSpot
 from tests.fakes.salesforce import INSTANCE, FakeSalesforce
 

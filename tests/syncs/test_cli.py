@@ -13,10 +13,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from integration_signals.demo_cycle import crm_preview
-from integration_signals.runtime import Runtime
-from integration_signals.settings import Settings
-from store import models
+from integration_signals.cli.demo_cycle import crm_preview
+from integration_signals.cli.runtime import Runtime
+from integration_signals.config import Settings
+from integration_signals.store import models
 from tests.fakes.hubspot import BATCH_UPDATE, FakeHubSpot, Fault
 from tests.syncs.conftest import NOW, TOKEN, hubspot_rows, seed_scores
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from integration_signals.settings import load_config
-from syncs.contract import (
+from integration_signals.config import load_config
+from integration_signals.syncs.contract import (
     AccountValues,
     RecordChange,
     RecordResult,
@@ -20,8 +20,8 @@ from syncs.contract import (
     record_values,
     write_isolating,
 )
-from syncs.exceptions import BatchRejected, RetriableError
-from syncs.retry import Backoff, SlidingWindowLimiter
+from integration_signals.syncs.exceptions import BatchRejected, RetriableError
+from integration_signals.syncs.retry import Backoff, SlidingWindowLimiter
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
@@ -233,6 +233,6 @@ def test_shipped_sfdx_metadata_defines_every_default_salesforce_field():
     ids=["15-chars", "already-18", "mixed-case"],
 )
 def test_salesforce_ids_are_compared_in_their_18_character_form(given: str, expected: str):
-    from syncs.salesforce.mapping import record_id
+    from integration_signals.syncs.salesforce.mapping import record_id
 
     assert record_id(given) == expected

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from syncs.exceptions import (
+from integration_signals.syncs.exceptions import (
     BatchRejected,
     DailyLimitReached,
     FatalSyncError,
@@ -14,8 +14,8 @@ from syncs.exceptions import (
     RetriableError,
     SessionExpired,
 )
-from syncs.hubspot.client import classify as classify_hubspot
-from syncs.salesforce.client import classify as classify_salesforce
+from integration_signals.syncs.hubspot.client import classify as classify_hubspot
+from integration_signals.syncs.salesforce.client import classify as classify_salesforce
 from tests.fakes.hubspot import _validation_error
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from integration_signals.settings import load_config
-from store import models
+from integration_signals.config import load_config
+from integration_signals.store import models
 from tests.fakes.hubspot import (
     BATCH_UPDATE,
     PROPERTIES,

@@ -12,9 +12,9 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from integration_signals.settings import Settings, load_config
-from store import models
-from syncs.run import run_sync
+from integration_signals.config import Settings, load_config
+from integration_signals.store import models
+from integration_signals.syncs.run import run_sync
 from tests.fakes.salesforce import INSTANCE, FakeSalesforce, Fault
 from tests.syncs.conftest import FAST_CONFIG, NOW, SF_TOKEN, salesforce_rows, seed_scores
 

@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from integration_signals.cli import app, guarded, runtime
-from integration_signals.runtime import UserError, emit, fail, parse_as_of
+from integration_signals.cli.app import app, guarded, runtime
+from integration_signals.cli.runtime import UserError, emit, fail, parse_as_of
 
 JSON_OPT = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 
@@ -61,8 +61,14 @@ def impact(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Does adopting INTEGRATION change OUTCOME, against matched non-adopters?"""
-    from scoring.impact import ImpactError, ImpactRequest, analyze, analyze_all, default_as_of
-    from store.sql import utcnow
+    from integration_signals.scoring.impact import (
+        ImpactError,
+        ImpactRequest,
+        analyze,
+        analyze_all,
+        default_as_of,
+    )
+    from integration_signals.store.sql import utcnow
 
     if all_ == (integration is not None):
         fail("give one INTEGRATION or --all, not both and not neither", code=2)
@@ -176,8 +182,8 @@ def backtest(
 ) -> None:
     """Score every account as of T with only what was known then; did band and score
     predict churn within the horizon? (Writes nothing.)"""
-    from scoring.backtest import backtest as run_backtest
-    from store.sql import utcnow
+    from integration_signals.scoring.backtest import backtest as run_backtest
+    from integration_signals.store.sql import utcnow
 
     rt = runtime(ctx)
     days = _horizon(horizon, rt.config.impact.horizon_days)
@@ -228,7 +234,7 @@ def model_train(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Train on older snapshots, validate on the newest (time split), store the model."""
-    from scoring.model import ModelError, train
+    from integration_signals.scoring.model import ModelError, train
 
     rt = runtime(ctx)
     days = _horizon(horizon, rt.config.impact.horizon_days)
@@ -250,7 +256,7 @@ def model_report(
     as_json: bool = JSON_OPT,
 ) -> None:
     """The stored model's validation, top features, integration pairs, riskiest accounts."""
-    from scoring.model import ModelError, report
+    from integration_signals.scoring.model import ModelError, report
 
     rt = runtime(ctx)
     try:

@@ -10,8 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from integration_signals.cli import app, guarded, runtime
-from integration_signals.runtime import UserError, emit, iso, parse_as_of, stderr
+from integration_signals.cli.app import app, guarded, runtime
+from integration_signals.cli.runtime import UserError, emit, parse_as_of, stderr
+from integration_signals.store.jsonio import iso
 
 JSON_OPT = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 AS_OF_OPT = typer.Option(
@@ -42,7 +43,7 @@ STATE_MARK = {
 def _segment(value: str | None) -> str | None:
     if value is None:
         return None
-    from store.accounts import BadAccount, normalize_segment
+    from integration_signals.store.accounts import BadAccount, normalize_segment
 
     try:
         return normalize_segment(value)
@@ -67,8 +68,8 @@ def score(
 ) -> None:
     """Score accounts (only what can have changed, unless --full), then list every
     account's current score."""
-    from scoring.run import current_scores, score_accounts
-    from scoring.signals import evaluate_signals
+    from integration_signals.scoring.run import current_scores, score_accounts
+    from integration_signals.scoring.signals import evaluate_signals
 
     rt = runtime(ctx)
     when = parse_as_of(as_of)
@@ -125,7 +126,7 @@ def _render_scores(d: dict[str, Any]) -> None:
 
 def resolve_one(engine: Any, text: str) -> str:
     """An ACCOUNT argument resolved like the Slack bot: id, exact name, domain, fuzzy."""
-    from store.accounts import resolve_account
+    from integration_signals.store.accounts import resolve_account
 
     found = resolve_account(engine, text)
     if found.account is not None:
@@ -150,7 +151,7 @@ def health(
     as_json: bool = JSON_OPT,
 ) -> None:
     """One account's integration health card: score, components, integrations."""
-    from scoring.health import account_health
+    from integration_signals.scoring.health import account_health
 
     rt = runtime(ctx)
     account_id = resolve_one(rt.engine, account)
@@ -252,7 +253,7 @@ def _check_integration(rt: Any, key: str | None) -> str | None:
         return None
     from sqlalchemy import select
 
-    from store.models import Integration
+    from integration_signals.store.models import Integration
 
     key = key.strip().lower()
     with rt.engine.connect() as conn:
@@ -274,8 +275,8 @@ def funnel(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Adoption funnel per integration: installed -> activated -> active -> retained."""
-    from scoring.funnel import funnel_rows
-    from scoring.retention import load_lifetimes
+    from integration_signals.scoring.funnel import funnel_rows
+    from integration_signals.scoring.retention import load_lifetimes
 
     rt = runtime(ctx)
     when = parse_as_of(as_of)
@@ -348,7 +349,7 @@ def retention(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Kaplan-Meier retention: share of connections still active d days after activation."""
-    from scoring.retention import load_lifetimes, retention_report
+    from integration_signals.scoring.retention import load_lifetimes, retention_report
 
     if cohort not in (None, "week", "month"):
         raise typer.BadParameter("use week or month", param_hint="--cohort")
@@ -362,7 +363,7 @@ def retention(
     data = retention_report(lifetimes, integration=key, cohort=cohort)
     data = {"as_of": when, "segment": _segment(segment), **data}
     if plot is not None:
-        from scoring.plots import retention_plot
+        from integration_signals.scoring.plots import retention_plot
 
         name = rt.config.integrations[key].name if key in rt.config.integrations else key
         series = (
@@ -409,7 +410,7 @@ def ttv(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Time to value: days from install to first successful sync (median, p90)."""
-    from scoring.retention import load_lifetimes, ttv_rows
+    from integration_signals.scoring.retention import load_lifetimes, ttv_rows
 
     rt = runtime(ctx)
     when = parse_as_of(as_of)

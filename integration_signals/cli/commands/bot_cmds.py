@@ -9,8 +9,8 @@ from typing import Any
 
 import typer
 
-from integration_signals.cli import app, guarded, runtime
-from integration_signals.runtime import emit, parse_as_of, stderr
+from integration_signals.cli.app import app, guarded, runtime
+from integration_signals.cli.runtime import emit, parse_as_of, stderr
 
 JSON_OPT = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 AS_OF_OPT = typer.Option(None, "--as-of", help="The clock: RFC 3339 timestamp or date.")
@@ -40,7 +40,7 @@ def bot(
     if socket:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-        from bot.app import build_app
+        from integration_signals.bot.app import build_app
 
         bolt = build_app(rt.engine, rt.config, rt.settings, socket_mode=True)
         assert rt.settings.slack_app_token is not None
@@ -49,8 +49,8 @@ def bot(
         return
     import uvicorn
 
-    from bot.app import build_app
-    from bot.http import create_bot_app
+    from integration_signals.bot.app import build_app
+    from integration_signals.bot.http import create_bot_app
 
     build_app(rt.engine, rt.config, rt.settings)  # refuse missing credentials up front
     stderr.print(f"Slack bot on http://{host}:{port}/slack/events; Ctrl-C stops it")
@@ -70,7 +70,7 @@ def _render_run(what: str) -> Any:
 @guarded
 def post_tasks(ctx: typer.Context, as_of: str | None = AS_OF_OPT, as_json: bool = JSON_OPT) -> None:
     """Post the playbook tasks not yet in Slack (each once) with their buttons."""
-    from bot.tasks import post_pending_tasks
+    from integration_signals.bot.tasks import post_pending_tasks
 
     rt = runtime(ctx)
     report = post_pending_tasks(rt.engine, rt.config, rt.settings, now=parse_as_of(as_of))
@@ -81,7 +81,7 @@ def post_tasks(ctx: typer.Context, as_of: str | None = AS_OF_OPT, as_json: bool 
 @guarded
 def remind(ctx: typer.Context, as_of: str | None = AS_OF_OPT, as_json: bool = JSON_OPT) -> None:
     """Remind overdue tasks, once each, in their message's thread."""
-    from bot.tasks import send_reminders
+    from integration_signals.bot.tasks import send_reminders
 
     rt = runtime(ctx)
     report = send_reminders(rt.engine, rt.config, rt.settings, now=parse_as_of(as_of))
@@ -92,7 +92,7 @@ def remind(ctx: typer.Context, as_of: str | None = AS_OF_OPT, as_json: bool = JS
 @guarded
 def digest(ctx: typer.Context, as_of: str | None = AS_OF_OPT, as_json: bool = JSON_OPT) -> None:
     """Post today's digest of new risks and expansion-ready accounts (once a day)."""
-    from bot.tasks import send_digest
+    from integration_signals.bot.tasks import send_digest
 
     rt = runtime(ctx)
     report = send_digest(rt.engine, rt.config, rt.settings, now=parse_as_of(as_of))
@@ -111,7 +111,7 @@ def manifest(
     at api.slack.com/apps -> Create New App -> From an app manifest."""
     command = runtime(ctx).config.bot.command
     text = (
-        (resources.files("bot") / "manifest.yaml")
+        (resources.files("integration_signals.bot") / "manifest.yaml")
         .read_text("utf-8")
         .replace("https://example.com", url.rstrip("/"))
         .replace("command: /integration-health", f"command: {command}")

@@ -10,9 +10,9 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 from sqlalchemy import func, select
 
-from integration_signals.cli import app, guarded, runtime
-from integration_signals.runtime import UserError, emit, stderr
-from integration_signals.settings import default_config_text
+from integration_signals.cli.app import app, guarded, runtime
+from integration_signals.cli.runtime import UserError, emit, stderr
+from integration_signals.config import default_config_text
 
 accounts_app = typer.Typer(help="Account data: import from CSV or JSON.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
@@ -60,7 +60,7 @@ def ingest(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Ingest event files. Duplicates count once; bad lines are quarantined, not fatal."""
-    from store.ingest import ingest_paths
+    from integration_signals.store.ingest import ingest_paths
 
     rt = runtime(ctx)
     for path in files:
@@ -75,21 +75,17 @@ def ingest(
             files,
             progress=lambda done: progress.update(task, completed=done),
         )
-    from integration_signals.pipeline import after_ingest
-    from store.sql import utcnow
+    from integration_signals.schedules.pipeline import after_ingest
+    from integration_signals.store.sql import utcnow
 
     data = report.as_json()
-    # Rescore the accounts the events touched and evaluate their signals at once. The
-    # events are stored either way: a failure here is reported, and the next
-    # `signals score` (or serve's score job) rescores those accounts.
-    try:
-        data["after_ingest"] = after_ingest(rt.engine, rt.config, report, now=utcnow())
-    except Exception as exc:  # the ingest itself succeeded; say what did not
-        message = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
-        data["after_ingest"] = {"error": message}
+    # Rescore the accounts the events touched and evaluate their signals at once; a
+    # failure there is reported, and the next `signals score` rescores them.
+    data["after_ingest"] = after_ingest(rt.engine, rt.config, report, now=utcnow())
+    if "error" in data["after_ingest"]:
         stderr.print(
-            f"warning: events stored, but rescoring the touched accounts failed ({message});"
-            " `signals score` will rescore them",
+            f"warning: events stored, but rescoring the touched accounts failed"
+            f" ({data['after_ingest']['error']}); `signals score` will rescore them",
             markup=False,
         )
     emit(data, as_json=as_json, render=_render_ingest)
@@ -122,7 +118,7 @@ def accounts_import(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Import or update accounts; unknown columns land in traits."""
-    from store.accounts import import_accounts
+    from integration_signals.store.accounts import import_accounts
 
     if not file.is_file():
         raise UserError(f"{file}: no such file; give the path of a CSV or JSON account file")
@@ -147,7 +143,7 @@ def quarantine(
     as_json: bool = JSON_OPT,
 ) -> None:
     """List input lines set aside and why."""
-    from store.models import Quarantine
+    from integration_signals.store.models import Quarantine
 
     rt = runtime(ctx)
     t = Quarantine.__table__
@@ -194,7 +190,7 @@ def demo(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Build the demo data set and run one full cycle on it (no credentials, no network)."""
-    from integration_signals.demo_cycle import run_demo
+    from integration_signals.cli.demo_cycle import run_demo
 
     rt = runtime(ctx)
     result = run_demo(rt, accounts=accounts, seed=seed, as_json=as_json)

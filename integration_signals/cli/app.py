@@ -1,6 +1,6 @@
-"""The `signals` command line. Each layer's commands live in `commands/`; this module
-builds the app, loads settings once, and keeps the CLI conventions (SPEC section 8):
---json prints exactly one document on stdout, exit 0 done / 1 failed / 2 usage."""
+"""The typer app every command registers on: loads settings once and keeps the CLI
+conventions (SPEC section 8): --json prints exactly one document on stdout, exit 0
+done / 1 failed / 2 usage."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from integration_signals.runtime import Runtime, run_guarded
+from integration_signals.cli.runtime import Runtime, run_guarded
 
 app = typer.Typer(
     name="signals",
@@ -43,9 +43,3 @@ def runtime(ctx: typer.Context) -> Runtime:
     obj = ctx.find_root().obj
     assert isinstance(obj, Runtime)
     return obj
-
-
-def main() -> None:
-    from integration_signals import commands  # noqa: F401  (registers every command)
-
-    app()

@@ -6,17 +6,16 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, NoReturn
 
-import orjson
 import typer
 from rich.console import Console
 from sqlalchemy import Engine
 
-from integration_signals.settings import Config, ConfigError, Settings
+from integration_signals.config import Config, ConfigError, Settings
+from integration_signals.store.jsonio import dumps
 
 stderr = Console(stderr=True, highlight=False)
 # typer's usage errors (BadParameter and kin): click reports them and exits 2.
@@ -25,35 +24,6 @@ _UsageError = typer.BadParameter.__mro__[1]
 
 class UserError(Exception):
     """A problem the user can fix; printed as one line, exit 1."""
-
-
-def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return iso(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, set | frozenset):
-        return sorted(value)
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def dumps(data: Any, *, indent: bool = True) -> str:
-    option = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
-    if indent:
-        option |= orjson.OPT_INDENT_2
-    return orjson.dumps(data, default=_default, option=option).decode()
 
 
 def parse_as_of(value: str | None) -> datetime:
@@ -82,7 +52,7 @@ class Runtime:
 
     @cached_property
     def engine(self) -> Engine:
-        from store.engine import make_engine
+        from integration_signals.store.engine import make_engine
 
         return make_engine(self.settings.database_url)
 
@@ -103,9 +73,9 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def known_errors() -> tuple[type[BaseException], ...]:
-    from bot.client import SlackNotConfigured
-    from store.accounts import BadAccount
-    from store.engine import DatabaseError
+    from integration_signals.bot.client import SlackNotConfigured
+    from integration_signals.store.accounts import BadAccount
+    from integration_signals.store.engine import DatabaseError
 
     return (UserError, ConfigError, DatabaseError, BadAccount, SlackNotConfigured)
 

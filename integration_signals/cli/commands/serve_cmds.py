@@ -7,8 +7,8 @@ import sys
 
 import typer
 
-from integration_signals.cli import app, guarded, runtime
-from integration_signals.runtime import UserError
+from integration_signals.cli.app import app, guarded, runtime
+from integration_signals.cli.runtime import UserError
 
 
 @app.command()
@@ -22,8 +22,8 @@ def serve(
 ) -> None:
     """Run the scheduler, the HTTP ingest API, Slack endpoints and /healthz until
     SIGTERM or Ctrl-C. Several processes may share one PostgreSQL database."""
-    from schedules.locks import AlreadyServing
-    from schedules.server import serve as run
+    from integration_signals.schedules.locks import AlreadyServing
+    from integration_signals.schedules.server import serve as run
 
     rt = runtime(ctx)
     cfg = rt.config.serve

@@ -10,10 +10,10 @@ from typing import Any
 import typer
 from sqlalchemy import Engine, or_, select
 
-from integration_signals.cli import app, guarded, runtime
-from integration_signals.runtime import UserError, emit, parse_as_of
-from store.models import Signal, Task
-from store.sql import as_utc
+from integration_signals.cli.app import app, guarded, runtime
+from integration_signals.cli.runtime import UserError, emit, parse_as_of
+from integration_signals.store.models import Signal, Task
+from integration_signals.store.sql import as_utc
 
 JSON_OPT = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 AS_OF_OPT = typer.Option(None, "--as-of", help="The clock: RFC 3339 timestamp or date.")
@@ -154,7 +154,7 @@ def tasks_cmd(
 
 
 def _act(ctx: typer.Context, action: str, task_id: int, by: str, as_of: str | None, **kw: Any):  # type: ignore[no-untyped-def]
-    from scoring import tasks as task_ops
+    from integration_signals.scoring import tasks as task_ops
 
     rt = runtime(ctx)
     when = parse_as_of(as_of)

@@ -1,6 +1,6 @@
 """Command modules, one per layer; importing them registers their commands."""
 
-from integration_signals.commands import (
+from integration_signals.cli.commands import (
     bot_cmds,  # noqa: F401
     impact_cmds,  # noqa: F401
     scoring_cmds,  # noqa: F401

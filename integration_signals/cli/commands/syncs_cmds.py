@@ -8,9 +8,10 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from integration_signals.cli import app, guarded, runtime
-from integration_signals.runtime import UserError, emit, iso, parse_as_of, stderr
-from syncs.registry import DESTINATIONS
+from integration_signals.cli.app import app, guarded, runtime
+from integration_signals.cli.runtime import UserError, emit, parse_as_of, stderr
+from integration_signals.store.jsonio import iso
+from integration_signals.syncs.registry import DESTINATIONS
 
 sync_app = typer.Typer(
     help="Write scores and segments into Salesforce or HubSpot (reverse ETL).",
@@ -69,7 +70,7 @@ def _sync(
     as_of: str | None,
     as_json: bool,
 ) -> None:
-    from syncs.run import run_sync
+    from integration_signals.syncs.run import run_sync
 
     rt = runtime(ctx)
     now = parse_as_of(as_of)
@@ -136,7 +137,7 @@ def sync_history(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Every sync run: when, what it planned, wrote, failed, and API calls used."""
-    from syncs.ledger import run_history
+    from integration_signals.syncs.ledger import run_history
 
     with runtime(ctx).engine.connect() as conn:
         rows = run_history(conn, destination=destination, limit=limit)
@@ -179,8 +180,8 @@ def sync_history(
 @guarded
 def provision_hubspot(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
     """Create the HubSpot property group and any missing company property (idempotent)."""
-    from syncs.exceptions import SyncError
-    from syncs.hubspot.sink import provision
+    from integration_signals.syncs.exceptions import SyncError
+    from integration_signals.syncs.hubspot.sink import provision
 
     rt = runtime(ctx)
     try:

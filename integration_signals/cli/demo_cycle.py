@@ -12,13 +12,13 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, func, select
 
-from integration_signals.runtime import Runtime, UserError, stderr
-from integration_signals.settings import Config
-from store import models
-from store.accounts import import_account_objects
-from store.demo import generate
-from store.ingest import Ingestor, read_objects
-from store.sql import utcnow
+from integration_signals.cli.runtime import Runtime, UserError, stderr
+from integration_signals.config import Config
+from integration_signals.store import models
+from integration_signals.store.accounts import import_account_objects
+from integration_signals.store.demo import generate
+from integration_signals.store.ingest import Ingestor, read_objects
+from integration_signals.store.sql import utcnow
 
 # Every table the demo may fill; cleared before a rebuild.
 _TABLES = [
@@ -120,7 +120,12 @@ def _impact_step(rt: Runtime, summary: dict[str, Any], end: datetime) -> None:
 def demo_impact(engine: Engine, config: Config, *, end: datetime) -> dict[str, Any]:
     """Impact on churn of the demo's planted integrations, adoption measured up to
     ``impact.outcome_window_days`` before ``end``."""
-    from scoring.impact import ImpactRequest, analyze, default_as_of, load_population
+    from integration_signals.scoring.impact import (
+        ImpactRequest,
+        analyze,
+        default_as_of,
+        load_population,
+    )
 
     cfg = config.impact
     as_of = default_as_of(cfg, end)
@@ -144,7 +149,7 @@ def demo_impact(engine: Engine, config: Config, *, end: datetime) -> dict[str, A
 
 def _score_step(rt: Runtime, summary: dict[str, Any], end: datetime) -> None:
     """Cycle step: score every account."""
-    from scoring.run import score_accounts
+    from integration_signals.scoring.run import score_accounts
 
     report = score_accounts(rt.engine, rt.config, as_of=end, full=True)
     with rt.engine.connect() as conn:
@@ -158,7 +163,7 @@ def _score_step(rt: Runtime, summary: dict[str, Any], end: datetime) -> None:
 
 def _acme_card(rt: Runtime, end: datetime) -> dict[str, Any]:
     """Cycle step: Acme's health card, after the signals so it shows them."""
-    from scoring.health import account_health
+    from integration_signals.scoring.health import account_health
 
     return account_health(rt.engine, rt.config, "acme", as_of=end)
 
@@ -167,7 +172,7 @@ def demo_signals(rt: Runtime, *, as_of: datetime) -> dict[str, Any]:
     """Evaluate the signal rules once and summarise the episodes and tasks they opened."""
     from collections import Counter
 
-    from scoring.signals import evaluate_signals
+    from integration_signals.scoring.signals import evaluate_signals
 
     report = evaluate_signals(rt.engine, rt.config, as_of=as_of)
     t = models.Task.__table__
@@ -219,8 +224,8 @@ _CREDENTIALS = (
 def crm_preview(rt: Runtime, *, now: datetime, account_id: str = "acme") -> dict[str, Any]:
     """What a sync would write to each CRM, as a dry run that contacts no CRM (the demo
     never writes to a real one): counts, and the planned changes of ``account_id``."""
-    from syncs.registry import DESTINATIONS
-    from syncs.run import run_sync
+    from integration_signals.syncs.registry import DESTINATIONS
+    from integration_signals.syncs.run import run_sync
 
     offline = rt.settings.model_copy(update=dict.fromkeys(_CREDENTIALS))
     preview: dict[str, Any] = {}
@@ -245,8 +250,8 @@ def crm_preview(rt: Runtime, *, now: datetime, account_id: str = "acme") -> dict
 def demo_slack(rt: Runtime, *, as_of: datetime) -> dict[str, Any]:
     """What the Slack bot answers to `/integration-health acme`, and the tasks it posts:
     posted when Slack is configured, otherwise counted (no network needed)."""
-    from bot import views
-    from bot.tasks import post_pending_tasks
+    from integration_signals.bot import views
+    from integration_signals.bot.tasks import post_pending_tasks
 
     answer = views.answer(
         rt.engine,
@@ -321,7 +326,7 @@ def _render(d: dict[str, Any]) -> None:
     for t in sig["tasks"]:
         print(f"    #{t['id']:<4} {t['owner'] or '-':<20} {t['title']}")
     if "acme" in d:
-        from integration_signals.commands.scoring_cmds import render_health
+        from integration_signals.cli.commands.scoring_cmds import render_health
 
         print()
         render_health(d["acme"])
