@@ -211,25 +211,15 @@ def _one_per_kind(rows: list[Any]) -> list[Any]:
     return picked
 
 
-_CREDENTIALS = (
-    "salesforce_instance_url",
-    "salesforce_access_token",
-    "salesforce_username",
-    "salesforce_password",
-    "salesforce_security_token",
-    "hubspot_access_token",
-)
-
-
 def crm_preview(rt: Runtime, *, now: datetime, account_id: str = "acme") -> dict[str, Any]:
     """What a sync would write to each CRM, as a dry run that contacts no CRM (the demo
     never writes to a real one): counts, and the planned changes of ``account_id``."""
-    from integration_signals.syncs.registry import DESTINATIONS
+    from integration_signals.syncs.registry import names, without_credentials
     from integration_signals.syncs.run import run_sync
 
-    offline = rt.settings.model_copy(update=dict.fromkeys(_CREDENTIALS))
+    offline = without_credentials(rt.settings)
     preview: dict[str, Any] = {}
-    for destination in DESTINATIONS:
+    for destination in names():
         report = run_sync(rt.engine, rt.config, offline, destination, dry_run=True, now=now)
         data = report.as_json()
         reasons: dict[str, int] = {}

@@ -1,5 +1,5 @@
-"""Commands of the syncs layer: `sync salesforce|hubspot`, `sync history`,
-`provision hubspot`."""
+"""Commands of the syncs layer: `sync <destination>` for every registered destination
+(`salesforce`, `hubspot`), `sync history`, `provision hubspot`."""
 
 from __future__ import annotations
 
@@ -11,10 +11,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from integration_signals.cli.app import app, guarded, runtime
 from integration_signals.cli.runtime import UserError, emit, parse_as_of, stderr
 from integration_signals.store.jsonio import iso
-from integration_signals.syncs.registry import DESTINATIONS
+from integration_signals.syncs.contract import Destination
+from integration_signals.syncs.registry import destinations
 
+_LABELS = " or ".join(d.label for d in destinations())
+_NAMES = " or ".join(d.name for d in destinations())
 sync_app = typer.Typer(
-    help="Write scores and segments into Salesforce or HubSpot (reverse ETL).",
+    help=f"Write scores and segments into {_LABELS} (reverse ETL).",
     no_args_is_help=True,
 )
 provision_app = typer.Typer(help="Create the CRM fields the syncs write.", no_args_is_help=True)
@@ -101,17 +104,11 @@ def _sync(
         raise UserError(f"sync {destination} {report.status}: {report.error}")
 
 
-_TARGETS = {
-    "salesforce": "Salesforce Account fields",
-    "hubspot": "HubSpot company properties",
-}
-
-
-def _register_sync_command(destination: str) -> None:
+def _register_sync_command(dest: Destination) -> None:
     """`signals sync <destination>`: one command per registered destination."""
-    target = _TARGETS.get(destination, destination)
+    destination = dest.name
 
-    @sync_app.command(destination, help=f"Write scores and segments into {target}.")
+    @sync_app.command(destination, help=f"Write scores and segments into {dest.target}.")
     @guarded
     def sync_command(
         ctx: typer.Context,
@@ -124,7 +121,7 @@ def _register_sync_command(destination: str) -> None:
         _sync(ctx, destination, dry_run, full, force, as_of, as_json)
 
 
-for _destination in DESTINATIONS:
+for _destination in destinations():
     _register_sync_command(_destination)
 
 
@@ -132,7 +129,7 @@ for _destination in DESTINATIONS:
 @guarded
 def sync_history(
     ctx: typer.Context,
-    destination: str | None = typer.Option(None, "--destination", help="salesforce or hubspot."),
+    destination: str | None = typer.Option(None, "--destination", help=f"{_NAMES}."),
     limit: int = typer.Option(20, "--limit", min=1, max=1000),
     as_json: bool = JSON_OPT,
 ) -> None:
