@@ -452,11 +452,12 @@ class Config(_Strict):
         return hashlib.sha256(blob).hexdigest()[:12]
 
 
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override``'s tables merged key by key into ``base``'s (TOML defaults)."""
     merged = dict(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -493,7 +494,7 @@ def load_config(path: str | Path | None = None) -> Config:
             user = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config {source}: not valid TOML ({exc}); fix the file") from None
-        data = _deep_merge(data, user)
+        data = deep_merge(data, user)
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_settings import BaseSettings
 
-from integration_signals.config import Config, ConfigError, Settings, error_line
+from integration_signals.config import Config, ConfigError, Settings, deep_merge, error_line
 from integration_signals.syncs.exceptions import BatchRejected
 
 REASON_MAX = 255
@@ -308,13 +308,19 @@ class PlaybookTasks:
     values: Callable[[Mapping[str, Any], str], dict[str, str]]
 
 
+def validate_section(config: Config, name: str, model: type[SectionModel]) -> SectionModel:
+    """The ``[syncs.<name>]`` table over the model's defaults (a partial ``fields`` table
+    merges with them, as it does with defaults.toml's), typed; raises ValidationError."""
+    return model.model_validate(deep_merge(model().model_dump(), config.syncs.section(name)))
+
+
 def load_section(config: Config, name: str, model: type[SectionModel]) -> SectionModel:
     """The ``[syncs.<name>]`` table typed by the destination's settings model.
 
     The CLI root and ``signals serve`` already refused a bad table at start-up (with
     the file's name); this check is for callers that built their config themselves."""
     try:
-        return model.model_validate(config.syncs.section(name))
+        return validate_section(config, name, model)
     except ValidationError as exc:
         raise ConfigError(error_line("in use", exc, prefix=("syncs", name))) from None
 

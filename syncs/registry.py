@@ -19,7 +19,7 @@ import threading
 from pydantic import ValidationError
 
 from integration_signals.config import Config, ConfigError, Settings, error_line
-from integration_signals.syncs.contract import Destination
+from integration_signals.syncs.contract import Destination, validate_section
 from integration_signals.syncs.exceptions import FatalSyncError
 
 _registered: dict[str, Destination] = {}
@@ -97,7 +97,7 @@ def validate_config(config: Config, source: str) -> None:
             )
     for name, destination in known.items():
         try:
-            destination.settings_model.model_validate(config.syncs.section(name))
+            validate_section(config, name, destination.settings_model)
         except ValidationError as exc:
             raise ConfigError(error_line(source, exc, prefix=("syncs", name))) from None
 
