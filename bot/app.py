@@ -24,7 +24,8 @@ from integration_signals.bot import blocks, views
 from integration_signals.bot.client import require, slack_client
 from integration_signals.bot.tasks import render_task
 from integration_signals.config import Config, Settings
-from integration_signals.scoring.tasks import TaskRefused, claim, done, snooze
+from integration_signals.scoring.exceptions import TaskRefused
+from integration_signals.scoring.tasks import claim, done, snooze
 
 log = logging.getLogger("signals.bot")
 

@@ -31,6 +31,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine, text
 
 from integration_signals.config import Config, ConfigError, Settings
+from integration_signals.schedules.exceptions import Refused
 from integration_signals.schedules.rescore import Rescorer
 from integration_signals.schedules.scheduler import Scheduler, one_line, redact
 from integration_signals.schedules.segment import (
@@ -46,14 +47,6 @@ from integration_signals.store.jsonio import dumps
 from integration_signals.store.sql import utcnow
 
 log = logging.getLogger("signals.serve")
-
-
-class Refused(Exception):
-    """A request refused before anything was stored."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 def _json(data: Any, status: int = 200) -> Response:
