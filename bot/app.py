@@ -73,6 +73,7 @@ def build_app(
     *,
     socket_mode: bool = False,
     clock: Clock = _utcnow,
+    crm_links: views.CrmLinks = views.NO_LINKS,
 ) -> App:
     """The Bolt app. HTTP mode verifies every request with ``SLACK_SIGNING_SECRET``
     (bad, missing or more than 5 minutes old -> 401, nothing runs); Socket Mode
@@ -110,6 +111,7 @@ def build_app(
                     parsed,
                     channel_id=command.get("channel_id"),
                     now=clock(),
+                    crm_links=crm_links,
                 ),
             ),
         )
@@ -129,6 +131,7 @@ def build_app(
                     str(action.get("value") or ""),
                     channel_id=(body.get("channel") or {}).get("id"),
                     now=clock(),
+                    crm_links=crm_links,
                 ),
             ),
         )

@@ -399,8 +399,11 @@ def _mount_slack(app: FastAPI, engine: Engine, config: Config, settings: Setting
     """The bot's ``POST /slack/events`` (it answers 503 itself while Slack is not
     configured, so the endpoint exists either way)."""
     from integration_signals.bot.http import slack_router
+    from integration_signals.schedules.compose import crm_links
 
-    app.include_router(slack_router(engine, config, settings))
+    app.include_router(
+        slack_router(engine, config, settings, crm_links=crm_links(config, settings))
+    )
 
 
 # ---------------------------------------------------------------- the process

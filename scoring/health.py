@@ -81,8 +81,18 @@ def account_health(
         "segments": (stored["segments"] if stored is not None else None) or [],
         "signals": signals,
         "tasks": tasks,
-        "crm": {"salesforce_id": account["salesforce_id"], "hubspot_id": account["hubspot_id"]},
+        "crm": crm_records(account),
     }
+
+
+def crm_records(account: Any) -> dict[str, Any]:
+    """The account's CRM record ids: its ``salesforce_id`` and ``hubspot_id`` columns,
+    and any other destination's ``<name>_id`` kept in its traits."""
+    records = {"salesforce_id": account["salesforce_id"], "hubspot_id": account["hubspot_id"]}
+    for key, value in sorted((account["traits"] or {}).items()):
+        if key.endswith("_id") and key not in records and isinstance(value, str | int):
+            records[key] = value
+    return records
 
 
 def integrations_of(facts: AccountFacts) -> list[dict[str, Any]]:

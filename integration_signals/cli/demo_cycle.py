@@ -242,6 +242,7 @@ def demo_slack(rt: Runtime, *, as_of: datetime) -> dict[str, Any]:
     posted when Slack is configured, otherwise counted (no network needed)."""
     from integration_signals.bot import views
     from integration_signals.bot.tasks import post_pending_tasks
+    from integration_signals.schedules.compose import crm_links
 
     answer = views.answer(
         rt.engine,
@@ -250,6 +251,7 @@ def demo_slack(rt: Runtime, *, as_of: datetime) -> dict[str, Any]:
         views.parse_command("acme"),
         channel_id=None,
         now=as_of,
+        crm_links=crm_links(rt.config, rt.settings),
     )
     t = models.Task.__table__
     with rt.engine.connect() as conn:

@@ -172,3 +172,32 @@ def test_its_environment_variables_are_read_from_the_environment(tinycrm, monkey
     assert registry.redact(f"echo {TINY_TOKEN}", settings) == "echo ***"
     offline = registry.without_credentials(settings)
     assert registry.configured(offline) == []
+
+
+def test_the_bot_card_links_the_third_crm_record_through_the_composer(
+    engine, tinycrm: FakeTinyCrm, tmp_path: Path
+) -> None:
+    """The bot never imports syncs: the composing layer hands it every destination's
+    label and link template, so TinyCRM's record shows on the dashboard card."""
+    from integration_signals.bot.views import answer, parse_command
+    from integration_signals.schedules.compose import crm_links
+
+    seed_three(engine, tinycrm)
+    path = tmp_path / "signals.toml"
+    path.write_text('[syncs.tinycrm]\nrecord_url = "https://tiny.example/r/{id}"\n')
+    config = load_config(path)
+    settings = tiny_settings(tinycrm)
+    links = crm_links(config, settings)
+    assert links.labels["tinycrm"] == "TinyCRM" and links.urls["tinycrm"].endswith("/r/{id}")
+
+    card = answer(
+        engine,
+        config,
+        settings,
+        parse_command("acme"),
+        channel_id=None,
+        now=NOW,
+        crm_links=links,
+    )
+    text = str(card["blocks"])
+    assert "TinyCRM: <https://tiny.example/r/T-ACME|T-ACME>" in text
