@@ -356,6 +356,9 @@ class Destination:
     # A link to one record, ``{id}`` where the record id goes (the bot's CRM links).
     record_url: Callable[[Config, Settings], str | None] = _no_record_url
     playbook_tasks: PlaybookTasks | None = None
+    # Optional capability: create the fields the sync writes in the CRM (idempotent);
+    # returns a report with ``as_json()``. `signals provision <name>` calls it.
+    provision: Callable[[Config, Settings], Any] | None = None
 
     @property
     def id_key(self) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from integration_signals.config import Config, Settings
 from integration_signals.syncs.contract import Destination, Sink
 from integration_signals.syncs.hubspot import mapping
@@ -18,6 +20,12 @@ def _record_url(config: Config, settings: Settings) -> str | None:
     return config.bot.hubspot_record_url or None
 
 
+def _provision(config: Config, settings: Settings) -> Any:
+    from integration_signals.syncs.hubspot.sink import provision
+
+    return provision(config, settings)
+
+
 DESTINATION = Destination(
     name="hubspot",
     label="HubSpot",
@@ -30,4 +38,5 @@ DESTINATION = Destination(
     open_sink=_open,
     id_column="hubspot_id",
     record_url=_record_url,
+    provision=_provision,
 )

@@ -1,5 +1,6 @@
 """Commands of the syncs layer: `sync <destination>` for every registered destination
-(`salesforce`, `hubspot`), `sync history`, `provision hubspot`."""
+(`salesforce`, `hubspot`), `sync history`, and `provision <destination>` for every
+destination that can create its fields (`hubspot`)."""
 
 from __future__ import annotations
 
@@ -173,23 +174,39 @@ def sync_history(
     emit({"runs": runs}, as_json=as_json, render=render)
 
 
-@provision_app.command("hubspot")
-@guarded
-def provision_hubspot(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
-    """Create the HubSpot property group and any missing company property (idempotent)."""
-    from integration_signals.syncs.exceptions import SyncError
-    from integration_signals.syncs.hubspot.sink import provision
-
-    rt = runtime(ctx)
-    try:
-        report = provision(rt.config, rt.settings)
-    except SyncError as exc:
-        raise UserError(f"provision hubspot failed: {exc.message}") from None
-
-    def render(d: dict[str, Any]) -> None:
-        group = "created" if d["group_created"] else "exists"
+def render_provision(d: dict[str, Any]) -> None:
+    if "group" in d:
+        group = "created" if d.get("group_created") else "exists"
         print(f"property group {d['group']}: {group}")
-        print(f"created {len(d['created'])}: {', '.join(d['created']) or '-'}")
-        print(f"already there {len(d['existing'])}: {', '.join(d['existing']) or '-'}")
+    print(f"created {len(d.get('created') or [])}: {', '.join(d.get('created') or []) or '-'}")
+    existing = d.get("existing") or []
+    print(f"already there {len(existing)}: {', '.join(existing) or '-'}")
 
-    emit(report.as_json(), as_json=as_json, render=render)
+
+def _register_provision_command(dest: Destination) -> None:
+    """`signals provision <destination>` for a destination that can create its fields."""
+    provision = dest.provision
+    assert provision is not None
+
+    @provision_app.command(
+        dest.name, help=f"Create the {dest.target} the sync writes, when missing (idempotent)."
+    )
+    @guarded
+    def provision_command(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
+        from integration_signals.syncs.exceptions import SyncError
+        from integration_signals.syncs.registry import redact
+
+        rt = runtime(ctx)
+        try:
+            report = provision(rt.config, rt.settings)
+        except SyncError as exc:
+            message = redact(exc.message, rt.settings)
+            raise UserError(f"provision {dest.name} failed: {message}") from None
+        emit(report.as_json(), as_json=as_json, render=render_provision)
+
+    provision_command.__name__ = f"provision_{dest.name}"
+
+
+for _dest in destinations():
+    if _dest.provision is not None:
+        _register_provision_command(_dest)
