@@ -235,9 +235,11 @@ def ttv_rows(conns: Iterable[ConnectionFacts], as_of: date) -> list[dict[str, An
     """Per integration: installs, activated, median and p90 days install -> first sync
     (Kaplan-Meier, not-yet-activated installs censored)."""
     groups: dict[str, list[tuple[int, bool]]] = defaultdict(list)
+    names: dict[str, str] = {}
     for f in conns:
         if f.installed_at is None:
             continue
+        names[f.integration.key] = f.integration.name
         installed = f.installed_at.date()
         if f.activated_at is not None:
             groups[f.integration.key].append(
@@ -252,6 +254,7 @@ def ttv_rows(conns: Iterable[ConnectionFacts], as_of: date) -> list[dict[str, An
         rows.append(
             {
                 "integration": key,
+                "name": names[key],
                 "installs": len(items),
                 "activated": sum(1 for _, e in items if e),
                 "censored": sum(1 for _, e in items if not e),

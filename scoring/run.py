@@ -431,6 +431,8 @@ def current_scores(engine: Engine) -> list[dict[str, Any]]:
                 s.c.account_id,
                 a.c.name,
                 a.c.segment,
+                a.c.csm,
+                a.c.owner,
                 s.c.score,
                 s.c.band,
                 s.c.stage,

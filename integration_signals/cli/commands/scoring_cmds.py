@@ -9,9 +9,12 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from integration_signals.cli import filters
 from integration_signals.cli.app import app, guarded, runtime
 from integration_signals.cli.runtime import UserError, emit, parse_as_of, stderr
+from integration_signals.cli.tables import Col, print_table
 from integration_signals.store.jsonio import iso
 
 JSON_OPT = typer.Option(False, "--json", help="Print one JSON document on stdout.")
@@ -64,49 +67,106 @@ def score(
     ctx: typer.Context,
     as_of: str | None = AS_OF_OPT,
     full: bool = typer.Option(False, "--full", help="Rescore every account, not only changed."),
+    band: str | None = filters.BAND_OPT,
+    segment: str | None = SEGMENT_OPT,
+    owner: str | None = typer.Option(
+        None, "--owner", help="Only accounts whose CSM or account executive is this person."
+    ),
+    sort: str | None = typer.Option(
+        None,
+        "--sort",
+        help="Order by score, name, account, segment or band; prefix - for descending"
+        " (table default: score, lowest first; --json default: account).",
+    ),
+    limit: int | None = filters.LIMIT_OPT,
+    wide: bool = filters.WIDE_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Score accounts (only what can have changed, unless --full), then list every
-    account's current score."""
+    """Score accounts (only what can have changed, unless --full), then list the
+    accounts' current scores, lowest first (--band, --segment, --owner narrow it; --json
+    too)."""
     from integration_signals.scoring.run import current_scores, score_accounts
     from integration_signals.scoring.signals import evaluate_signals
 
+    wanted_band, wanted_segment = filters.band(band), _segment(segment)
+    order = filters.sort_key(sort, SCORE_SORTS)
     rt = runtime(ctx)
     when = parse_as_of(as_of)
     report = score_accounts(rt.engine, rt.config, as_of=when, full=full)
     # The signal rules run after every scoring run, at the same clock; time alone can
     # start or end an episode, so every account is evaluated.
     signals = evaluate_signals(rt.engine, rt.config, as_of=when, scored_facts=report.all_facts)
+    accounts = [
+        row
+        for row in current_scores(rt.engine)
+        if (wanted_band is None or row["band"] == wanted_band)
+        and (wanted_segment is None or row["segment"] == wanted_segment)
+        and filters.same_person(owner, row["csm"], row["owner"])
+    ]
+    if order is None and not as_json:
+        order = SCORE_SORTS["score"], False
+    if order is not None:
+        key, reverse = order
+        accounts.sort(key=lambda r: r["account_id"])
+        accounts.sort(key=key, reverse=reverse)
     data = {
         "as_of": when,
         "run": report.as_json(),
         "signals": signals.as_json(),
-        "accounts": current_scores(rt.engine),
+        "accounts": filters.limited(accounts, limit, as_json=as_json),
+        "matched": len(accounts),
     }
-    emit(data, as_json=as_json, render=_render_scores)
+    emit(data, as_json=as_json, render=lambda d: render_scores(d, wide=wide))
 
 
-def _render_scores(d: dict[str, Any]) -> None:
+BAND_ORDER = {"at_risk": 0, "watch": 1, "healthy": 2}
+SCORE_SORTS: dict[str, Any] = {
+    "score": lambda r: r["score"],
+    "name": lambda r: (r["name"] or r["account_id"]).lower(),
+    "account": lambda r: r["account_id"],
+    "segment": lambda r: r["segment"] or "",
+    "band": lambda r: BAND_ORDER.get(r["band"], 3),
+}
+SCORE_COLUMNS = (
+    Col("account", priority=2),
+    Col("name"),
+    Col("segment", priority=3),
+    Col("score", justify="right"),
+    Col("band"),
+    Col("stage", priority=4),
+    Col("top reason", priority=1, flex=True, min_width=16),
+)
+
+
+def render_scores(d: dict[str, Any], *, wide: bool = False, console: Console | None = None) -> None:
+    """The score table: one line per account, columns dropped or cut to fit."""
     run = d["run"]
-    console = Console()
-    table = Table(
-        title=f"integration health as of {iso(d['as_of'])}: {run['rescored']:,} rescored, "
-        f"{run['changed']:,} changed, {run['accounts']:,} accounts ({run['seconds']}s)"
-    )
-    for col in ("account", "name", "segment", "score", "band", "stage", "top reason"):
-        table.add_column(col, overflow="fold")
-    for row in sorted(d["accounts"], key=lambda r: (r["score"], r["account_id"])):
+    console = console or Console()
+    rows = []
+    for row in d["accounts"]:
         style = BAND_STYLE.get(row["band"], "")
-        table.add_row(
-            row["account_id"],
-            row["name"] or "",
-            row["segment"] or "",
-            str(row["score"]),
-            f"[{style}]{row['band']}[/]",
-            row["stage"],
-            (row["reason"] or "")[:90],
+        rows.append(
+            [
+                Text(row["account_id"]),
+                Text(row["name"] or ""),
+                Text(row["segment"] or ""),
+                Text(str(row["score"])),
+                Text(row["band"], style=style),
+                Text(row["stage"]),
+                Text(row["reason"] or ""),
+            ]
         )
-    console.print(table)
+    print_table(
+        SCORE_COLUMNS,
+        rows,
+        wide=wide,
+        console=console,
+        title=f"integration health as of {iso(d['as_of'])}: {run['rescored']:,} rescored, "
+        f"{run['changed']:,} changed, {run['accounts']:,} accounts ({run['seconds']}s)",
+    )
+    more = filters.more_line(len(d["accounts"]), d.get("matched", len(d["accounts"])), "accounts")
+    if more:
+        console.print(more, highlight=False)
     if "signals" in d:
         sig = d["signals"]
         console.print(
@@ -272,6 +332,7 @@ def funnel(
     segment: str | None = SEGMENT_OPT,
     since: str | None = typer.Option(None, "--since", help="Only connections started since."),
     as_of: str | None = AS_OF_OPT,
+    wide: bool = filters.WIDE_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Adoption funnel per integration: installed -> activated -> active -> retained."""
@@ -295,46 +356,65 @@ def funnel(
         "since": _since(since),
         "integrations": funnel_rows(conns, lifetimes),
     }
-    emit(data, as_json=as_json, render=_render_funnel)
+    emit(data, as_json=as_json, render=lambda d: render_funnel(d, wide=wide))
 
 
 def _rate(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.0f}%"
 
 
-def _render_funnel(d: dict[str, Any]) -> None:
+FUNNEL_COLUMNS = (
+    Col("integration"),
+    Col("installed", justify="right"),
+    Col("activated", justify="right"),
+    Col("active", justify="right"),
+    Col("broken", priority=3, justify="right"),
+    Col("idle", priority=4, justify="right"),
+    Col("uninstalled", priority=5, justify="right"),
+    Col("retained 30d", priority=2, justify="right"),
+    Col("retained 90d", priority=2, justify="right"),
+    Col("largest drop", priority=1),
+)
+# The stage a drop leads to, in the few words a table cell has room for.
+DROP_TO = {"retained 30 days": "retained 30d", "retained 90 days": "retained 90d"}
+
+
+def render_funnel(d: dict[str, Any], *, wide: bool = False, console: Console | None = None) -> None:
+    """The funnel table: one line per integration (display names), fitted to the
+    terminal; --wide spells the largest drop out in full."""
     title = f"adoption funnel as of {iso(d['as_of'])}"
     if d["segment"]:
         title += f" ({d['segment']})"
-    table = Table(title=title)
-    for col in (
-        "integration",
-        "installed",
-        "activated",
-        "active",
-        "broken",
-        "idle",
-        "uninstalled",
-        "retained 30d",
-        "retained 90d",
-        "largest drop",
-    ):
-        table.add_column(col, overflow="fold")
+    rows = []
     for r in d["integrations"]:
         drop = r["largest_drop"]
-        table.add_row(
-            r["name"],
-            str(r["installed"]),
-            f"{r['activated']} ({_rate(r['activation_rate'])})",
-            f"{r['active']} ({_rate(r['active_rate'])})",
-            str(r["broken"]),
-            str(r["idle"]),
-            str(r["uninstalled"]),
-            f"{r['retained_30']}/{r['eligible_30']}",
-            f"{r['retained_90']}/{r['eligible_90']}",
-            f"{drop['from']} → {drop['to']}: -{drop['share'] * 100:.0f}%" if drop else "–",
+        if drop is None or drop["lost"] == 0:
+            drop_text = "–"
+        elif wide:
+            drop_text = f"{drop['from']} → {drop['to']}: -{drop['share'] * 100:.0f}%"
+        else:
+            drop_text = f"-{drop['share'] * 100:.0f}% → {DROP_TO.get(drop['to'], drop['to'])}"
+        rows.append(
+            [
+                r["name"],
+                str(r["installed"]),
+                f"{r['activated']} ({_rate(r['activation_rate'])})",
+                f"{r['active']} ({_rate(r['active_rate'])})",
+                str(r["broken"]),
+                str(r["idle"]),
+                str(r["uninstalled"]),
+                f"{r['retained_30']}/{r['eligible_30']}",
+                f"{r['retained_90']}/{r['eligible_90']}",
+                drop_text,
+            ]
         )
-    Console().print(table)
+    print_table(
+        FUNNEL_COLUMNS,
+        [[Text(c) for c in row] for row in rows],
+        wide=wide,
+        title=title,
+        console=console,
+    )
 
 
 @app.command()
@@ -361,11 +441,11 @@ def retention(
         rt.engine, rt.config, as_of=when.date(), integration=key, segment=_segment(segment)
     )
     data = retention_report(lifetimes, integration=key, cohort=cohort)
-    data = {"as_of": when, "segment": _segment(segment), **data}
+    name = rt.config.integrations[key].name if key in rt.config.integrations else key
+    data = {"as_of": when, "segment": _segment(segment), **data, "name": name}
     if plot is not None:
         from integration_signals.scoring.plots import retention_plot
 
-        name = rt.config.integrations[key].name if key in rt.config.integrations else key
         series = (
             [(f"installed {c['cohort']}", c["curve"], c["connections"]) for c in data["cohorts"]]
             if cohort
@@ -384,7 +464,7 @@ def retention(
 def _render_retention(d: dict[str, Any]) -> None:
     ra = d["retained_at"]
     print(
-        f"{d['integration']}: {d['connections']} activated connections "
+        f"{d.get('name') or d['integration']}: {d['connections']} activated connections "
         f"({d['ended']} ended, {d['censored']} still active) as of {iso(d['as_of'])}"
     )
     print("  retained at " + ", ".join(f"day {k}: {_rate(v)}" for k, v in ra.items()))
@@ -407,6 +487,7 @@ def ttv(
     integration: str | None = typer.Option(None, "--integration", help="Only this integration."),
     segment: str | None = SEGMENT_OPT,
     as_of: str | None = AS_OF_OPT,
+    wide: bool = filters.WIDE_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Time to value: days from install to first successful sync (median, p90)."""
@@ -425,20 +506,30 @@ def ttv(
     }
 
     def render(d: dict[str, Any]) -> None:
-        table = Table(
-            title=f"time to value (install → first successful sync) as of {iso(d['as_of'])}"
+        cols = (
+            Col("integration"),
+            Col("installs", justify="right"),
+            Col("activated", justify="right"),
+            Col("not yet", priority=2, justify="right"),
+            Col("median days", justify="right"),
+            Col("p90 days", priority=1, justify="right"),
         )
-        for col in ("integration", "installs", "activated", "not yet", "median days", "p90 days"):
-            table.add_column(col)
-        for r in d["integrations"]:
-            table.add_row(
-                r["integration"],
+        rows = [
+            [
+                r.get("name") or r["integration"],
                 str(r["installs"]),
                 str(r["activated"]),
                 str(r["censored"]),
                 "–" if r["median_days"] is None else str(r["median_days"]),
                 "–" if r["p90_days"] is None else str(r["p90_days"]),
-            )
-        Console().print(table)
+            ]
+            for r in d["integrations"]
+        ]
+        print_table(
+            cols,
+            [[Text(c) for c in row] for row in rows],
+            wide=wide,
+            title=f"time to value (install → first successful sync) as of {iso(d['as_of'])}",
+        )
 
     emit(data, as_json=as_json, render=render)
