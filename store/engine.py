@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import threading
+from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect
@@ -67,33 +69,74 @@ def _alembic_config(engine: Engine):  # type: ignore[no-untyped-def]
     return cfg
 
 
+_REVISION = re.compile(r"^revision\s*(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", re.M)
+_DOWN_REVISION = re.compile(r"^down_revision\s*(?::[^=]*)?=\s*(.+)$", re.M)
+
+
+@lru_cache(maxsize=1)
+def known_head() -> str | None:
+    """The newest migration's revision, read from the files in ``migrations/versions``
+    without Alembic (importing it and its script directory costs a third of a second
+    that every command would pay). None when the files do not show exactly one head
+    in a form this reads; Alembic then decides."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        text = path.read_text("utf-8")
+        revision, down = _REVISION.search(text), _DOWN_REVISION.search(text)
+        if revision is None or down is None:
+            return None
+        value = down.group(1).split("#", 1)[0].strip()
+        if value != "None":
+            if not re.fullmatch(r"['\"][^'\"]+['\"]", value):
+                return None  # a merge (a tuple of parents): leave it to Alembic
+            parents.add(value[1:-1])
+        revisions.add(revision.group(1))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 and parents <= revisions else None
+
+
+def _stored_revisions(engine: Engine) -> list[str]:
+    """The revisions recorded in the database ([] for a new one)."""
+    try:
+        with engine.connect() as conn:
+            if not engine.dialect.has_table(conn, "alembic_version"):
+                return []
+            return list(conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars())
+    except Exception as exc:
+        raise DatabaseError(
+            f"cannot connect to the database {engine.url.render_as_string(hide_password=True)}"
+            f" ({type(exc).__name__}); check SIGNALS_DATABASE_URL and that the server runs"
+        ) from None
+
+
+def _upgrade(engine: Engine, stored: list[str]) -> None:
+    """Alembic's own check, and the upgrade when the database is behind."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    cfg = _alembic_config(engine)
+    if stored == [ScriptDirectory.from_config(cfg).get_current_head()]:
+        return
+    with engine.begin() as conn:
+        if not is_sqlite(engine):
+            # Several processes may start at once: one migrates, the others wait.
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(72616)")
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
 def migrate_to_head(engine: Engine) -> None:
-    """Create or upgrade the schema; cheap when it is already current."""
+    """Create or upgrade the schema; cheap when it is already current (one query,
+    Alembic is only imported when there is something to do)."""
     key = engine.url.render_as_string(hide_password=False)
     with _lock:
         if key in _migrated:
             return
-        from alembic import command
-        from alembic.runtime.migration import MigrationContext
-        from alembic.script import ScriptDirectory
-
-        cfg = _alembic_config(engine)
-        head = ScriptDirectory.from_config(cfg).get_current_head()
-        try:
-            with engine.connect() as conn:
-                current = MigrationContext.configure(conn).get_current_revision()
-        except Exception as exc:
-            raise DatabaseError(
-                f"cannot connect to the database {engine.url.render_as_string(hide_password=True)}"
-                f" ({type(exc).__name__}); check SIGNALS_DATABASE_URL and that the server runs"
-            ) from None
-        if current != head:
-            with engine.begin() as conn:
-                if not is_sqlite(engine):
-                    # Several processes may start at once: one migrates, the others wait.
-                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(72616)")
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
+        stored = _stored_revisions(engine)
+        head = known_head()
+        if head is None or stored != [head]:
+            _upgrade(engine, stored)
         _migrated.add(key)
 
 
