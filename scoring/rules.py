@@ -391,3 +391,9 @@ FEED_STALE = Rule(
 
 KINDS: dict[str, Rule] = {r.kind: r for r in [*RULES, FEED_STALE]}
 assert len(KINDS) == len(RULES) + 1, "rule kinds must be unique"
+
+
+def task_title(kind: str, details: dict[str, Any], *, account_name: str) -> str:
+    """The sentence an episode is told in: its task's title, used by the task itself,
+    `signals signals` and anything else that explains a signal in words."""
+    return KINDS[kind].task.title({**details, "account_name": account_name})[:500]

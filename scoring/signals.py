@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 
 from integration_signals.config import Config, SignalsConfig
 from integration_signals.scoring import tasks as task_ops
-from integration_signals.scoring.rules import FEED_STALE, GLOBAL, KINDS, RULES, Rule
+from integration_signals.scoring.rules import FEED_STALE, GLOBAL, KINDS, RULES, Rule, task_title
 from integration_signals.scoring.signal_facts import AccountFacts, collect_facts
 from integration_signals.store.feed import last_event_seen
 from integration_signals.store.models import AccountScore, Signal, Task, TaskEvent
@@ -262,16 +262,14 @@ def _fire(
         report.fired.append(
             {"id": signal_id, "account_id": key[0], "kind": key[1], "subject": key[2]}
         )
-        context = {
-            **holding.details,
-            "account_name": (acct.name or acct.account_id) if acct else "all accounts",
-        }
+        account_name = (acct.name or acct.account_id) if acct else "all accounts"
+        context = {**holding.details, "account_name": account_name}
         task_rows.append(
             {
                 "signal_id": signal_id,
                 "account_id": key[0],
                 "signal_kind": key[1],
-                "title": rule.task.title(context)[:500],
+                "title": task_title(rule.kind, holding.details, account_name=account_name),
                 "body": rule.task.body(context),
                 "owner": _owner(rule, acct, cfg),
                 "due_at": rule.task.due(as_of, holding.details, cfg),

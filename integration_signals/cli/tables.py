@@ -78,18 +78,20 @@ def fit_columns(
     return keep, [widths[i] for i in keep]
 
 
-def fitted_table(
+def _cells(rows: Sequence[Sequence[str | Text]]) -> list[list[Text]]:
+    return [[c if isinstance(c, Text) else Text.from_markup(c) for c in row] for row in rows]
+
+
+def _build(
     cols: Sequence[Col],
-    rows: Sequence[Sequence[str | Text]],
+    cells: Sequence[Sequence[Text]],
+    keep: Sequence[int],
+    widths: Sequence[int],
     *,
-    width: int,
-    wide: bool = False,
-    title: str | None = None,
+    title: str | None,
+    title_justify: Justify = "center",
 ) -> Table:
-    """A rich Table of ``rows`` (markup strings or Text) that fits ``width`` columns."""
-    cells = [[c if isinstance(c, Text) else Text.from_markup(c) for c in row] for row in rows]
-    keep, widths = fit_columns(cols, cells, width=width, wide=wide)
-    table = Table(title=title)
+    table = Table(title=title, title_justify=title_justify)
     for i, w in zip(keep, widths, strict=True):
         col = cols[i]
         table.add_column(col.header, width=w, justify=col.justify, overflow="fold")
@@ -104,6 +106,29 @@ def fitted_table(
     return table
 
 
+def fitted_table(
+    cols: Sequence[Col],
+    rows: Sequence[Sequence[str | Text]],
+    *,
+    width: int,
+    wide: bool = False,
+    title: str | None = None,
+) -> Table:
+    """A rich Table of ``rows`` (markup strings or Text) that fits ``width`` columns."""
+    cells = _cells(rows)
+    keep, widths = fit_columns(cols, cells, width=width, wide=wide)
+    return _build(cols, cells, keep, widths, title=title)
+
+
+def _wide_console(console: Console, tables: Sequence[Table]) -> Console:
+    options = console.options.update(width=10_000)
+    needed = max(console.measure(t, options=options).maximum for t in tables)
+    if needed <= console.width:
+        return console
+    # Wider than the terminal on purpose: let the terminal fold the lines.
+    return Console(file=console.file, width=needed, color_system=console.color_system or None)
+
+
 def print_table(
     cols: Sequence[Col],
     rows: Sequence[Sequence[str | Text]],
@@ -116,10 +141,28 @@ def print_table(
     console = console or Console()
     table = fitted_table(cols, rows, width=console.width, wide=wide, title=title)
     if wide:
-        needed = console.measure(table, options=console.options.update(width=10_000)).maximum
-        if needed > console.width:
-            # Wider than the terminal on purpose: let the terminal fold the lines.
-            console = Console(
-                file=console.file, width=needed, color_system=console.color_system or None
-            )
+        console = _wide_console(console, [table])
     console.print(table)
+
+
+def print_groups(
+    cols: Sequence[Col],
+    groups: Sequence[tuple[str, Sequence[Sequence[str | Text]]]],
+    *,
+    wide: bool = False,
+    console: Console | None = None,
+) -> None:
+    """One table per group (its label as the title), all with the same columns and
+    widths, fitted on every row together."""
+    console = console or Console()
+    parts = [(label, _cells(rows)) for label, rows in groups]
+    everything = [row for _label, cells in parts for row in cells]
+    keep, widths = fit_columns(cols, everything, width=console.width, wide=wide)
+    tables = [
+        _build(cols, cells, keep, widths, title=label, title_justify="left")
+        for label, cells in parts
+    ]
+    if wide and tables:
+        console = _wide_console(console, tables)
+    for table in tables:
+        console.print(table)
