@@ -151,7 +151,8 @@ def _render_all(d: dict[str, Any]) -> None:
             else ("" if r["lift"] is not None else "too few adopters"),
         )
     console.print(table)
-    console.print(f"no measurable effect = {d['flag_meaning']}")
+    # flag_meaning already starts with the flag's words: print it, do not repeat them.
+    console.print(d["flag_meaning"])
     console.print(f"[dim]{d['multiple_comparisons']} {d['caveat']}[/]")
 
 
