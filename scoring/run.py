@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-import numpy as np
 import orjson
 from sqlalchemy import Engine, String, func, or_, select, type_coerce
 
@@ -387,6 +386,8 @@ def _percentiles(
 ) -> dict[str, dict[str, Any]]:
     """Each account's percentile rank within its segment, per component and overall:
     the share of peers scoring lower plus half of those scoring the same, 0-100."""
+    import numpy as np  # here: `signals health` reads stored percentiles without numpy
+
     default = config.scoring.default_segment
     segments = set(config.scoring.activation)
     by_segment: dict[str, list[tuple[str, list[int]]]] = defaultdict(list)
