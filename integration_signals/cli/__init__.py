@@ -11,4 +11,4 @@ __all__ = ["app", "main"]
 def main() -> None:
     from integration_signals.cli import commands  # noqa: F401  (registers every command)
 
-    app()
+    app(prog_name="signals")  # also under `python -m integration_signals`

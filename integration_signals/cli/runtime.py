@@ -1,4 +1,9 @@
-"""What every command shares: settings, config, the engine, output and errors."""
+"""What every command shares: settings, config, the engine, output and errors.
+
+Imported by every command, including `signals --help`: it imports nothing heavy
+(pydantic, SQLAlchemy, the layers) at module level; each is imported where it is used,
+so a command pays only for what it touches.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
-from sqlalchemy import Engine
 
-from integration_signals.config import Config, ConfigError, Settings
-from integration_signals.store.jsonio import dumps
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from integration_signals.config import Config, Settings
 
 stderr = Console(stderr=True, highlight=False)
 # typer's usage errors (BadParameter and kin): click reports them and exits 2.
@@ -40,11 +46,17 @@ def parse_as_of(value: str | None) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+def _settings() -> Settings:
+    from integration_signals.config import Settings
+
+    return Settings()
+
+
 @dataclass
 class Runtime:
     """Settings and lazily created resources for one CLI invocation."""
 
-    settings: Settings = field(default_factory=Settings)
+    settings: Settings = field(default_factory=_settings)
 
     @cached_property
     def config(self) -> Config:
@@ -67,6 +79,8 @@ def emit(data: Any, *, as_json: bool, render: Callable[[Any], None] | None = Non
     """Print a command's result: exactly one JSON document on stdout with --json,
     otherwise the human rendering."""
     if as_json or render is None:
+        from integration_signals.store.jsonio import dumps
+
         sys.stdout.write(dumps(data) + "\n")
         sys.stdout.flush()
     else:
@@ -80,6 +94,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def known_errors() -> tuple[type[BaseException], ...]:
     from integration_signals.bot.client import SlackNotConfigured
+    from integration_signals.config import ConfigError
     from integration_signals.store.accounts import BadAccount
     from integration_signals.store.engine import DatabaseError
 

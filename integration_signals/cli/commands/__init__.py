@@ -1,5 +1,7 @@
-"""Command modules, one per layer; importing them registers their commands."""
+"""Command modules, one per layer; importing them registers their commands, and
+`arrange` then gives each its help panel (``app.PANELS``)."""
 
+from integration_signals.cli.app import arrange
 from integration_signals.cli.commands import (
     bot_cmds,  # noqa: F401
     impact_cmds,  # noqa: F401
@@ -9,3 +11,5 @@ from integration_signals.cli.commands import (
     store_cmds,  # noqa: F401
     syncs_cmds,  # noqa: F401
 )
+
+arrange()

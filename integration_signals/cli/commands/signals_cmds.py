@@ -5,20 +5,20 @@ are evaluated by scoring runs (`signals score`)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.text import Text
-from sqlalchemy import Engine, or_, select
 
 from integration_signals.cli import filters
 from integration_signals.cli.app import app, guarded, runtime
 from integration_signals.cli.filters import more_line
 from integration_signals.cli.runtime import UserError, emit, parse_as_of
 from integration_signals.cli.tables import Col, print_groups, print_table
-from integration_signals.store.models import Account, AccountScore, Signal, Task
-from integration_signals.store.sql import as_utc
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 JSON_OPT = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 AS_OF_OPT = typer.Option(None, "--as-of", help="The clock: RFC 3339 timestamp or date.")
@@ -36,7 +36,11 @@ def list_signals(engine: Engine, *, as_of: datetime, recent_days: int) -> list[d
     """Open episodes and those resolved within ``recent_days`` before ``as_of``, each
     with its account's name, the reason in words (its task's title), how long it has
     been open, and its task."""
+    from sqlalchemy import or_, select
+
     from integration_signals.scoring.rules import task_title
+    from integration_signals.store.models import Account, AccountScore, Signal, Task
+    from integration_signals.store.sql import as_utc
 
     s, a, t, sc = Signal.__table__, Account.__table__, Task.__table__, AccountScore.__table__
     since = as_of - timedelta(days=recent_days)
@@ -273,6 +277,8 @@ def signals_cmd(
 
 
 def task_json(task: Any, *, now: datetime) -> dict[str, Any]:
+    from integration_signals.store.sql import as_utc
+
     due = as_utc(task.due_at)
     return {
         "id": task.id,
@@ -374,6 +380,10 @@ def tasks_cmd(
     order = filters.sort_key(sort, TASK_SORTS)
     rt = runtime(ctx)
     when = parse_as_of(as_of)
+    from sqlalchemy import select
+
+    from integration_signals.store.models import Account, AccountScore, Task
+
     t, a, sc = Task.__table__, Account.__table__, AccountScore.__table__
     q = (
         select(

@@ -8,11 +8,9 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
-from sqlalchemy import func, select
 
 from integration_signals.cli.app import app, guarded, runtime
 from integration_signals.cli.runtime import UserError, emit, stderr
-from integration_signals.config import default_config_text
 
 accounts_app = typer.Typer(help="Account data: import from CSV or JSON.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
@@ -28,6 +26,8 @@ def init(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Write an example config file (the built-in defaults) to edit."""
+    from integration_signals.config import default_config_text
+
     if path.exists() and not force:
         raise UserError(f"{path} exists; pass --force to overwrite it")
     path.write_text(default_config_text(), "utf-8")
@@ -143,6 +143,8 @@ def quarantine(
     as_json: bool = JSON_OPT,
 ) -> None:
     """List input lines set aside and why."""
+    from sqlalchemy import func, select
+
     from integration_signals.store.models import Quarantine
 
     rt = runtime(ctx)

@@ -4,24 +4,59 @@ destination that can create its fields (`hubspot`)."""
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from typer.main import get_command_from_info
 
-from integration_signals.cli.app import app, guarded, runtime
+from integration_signals.cli.app import Group, app, arrange, guarded, runtime
 from integration_signals.cli.runtime import UserError, emit, parse_as_of, stderr
 from integration_signals.store.jsonio import iso
-from integration_signals.syncs.contract import Destination
-from integration_signals.syncs.registry import destinations
 
-_LABELS = " or ".join(d.label for d in destinations())
-_NAMES = " or ".join(d.name for d in destinations())
+if TYPE_CHECKING:
+    from integration_signals.syncs.contract import Destination
+
+
+class DestinationGroup(Group):
+    """`signals sync` and `signals provision`: their commands, one per destination, are
+    made when the group is first used (run, its help, completion), so `signals --help`
+    and every other command do not import the destinations."""
+
+    def _load(self) -> None:
+        if getattr(self, "_loaded", False):
+            return
+        register_destination_commands()
+        sub_app = {"sync": sync_app, "provision": provision_app}[self.name or ""]
+        made = {}
+        for info in sub_app.registered_commands:
+            command = get_command_from_info(
+                info,
+                pretty_exceptions_short=app.pretty_exceptions_short,
+                rich_markup_mode=app.rich_markup_mode,
+            )
+            made[command.name] = command
+        self.commands = {**made, **self.commands}
+        self._loaded = True
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        self._load()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        self._load()
+        return super().get_command(ctx, cmd_name)
+
+
 sync_app = typer.Typer(
-    help=f"Write scores and segments into {_LABELS} (reverse ETL).",
+    cls=DestinationGroup,
+    help="Write scores and segments into each CRM (reverse ETL); the history of runs.",
     no_args_is_help=True,
 )
-provision_app = typer.Typer(help="Create the CRM fields the syncs write.", no_args_is_help=True)
+provision_app = typer.Typer(
+    cls=DestinationGroup, help="Create the CRM fields the syncs write.", no_args_is_help=True
+)
 app.add_typer(sync_app, name="sync")
 app.add_typer(provision_app, name="provision")
 
@@ -34,6 +69,8 @@ FORCE_OPT = typer.Option(
     False, "--force", help="Write even when more records change band than the guard allows."
 )
 AS_OF_OPT = typer.Option(None, "--as-of", help="The run's timestamp (default now).")
+# Its help names the destinations, filled in when they are registered.
+DESTINATION_OPT = typer.Option(None, "--destination", help="")
 
 
 def render_sync(d: dict[str, Any]) -> None:
@@ -122,15 +159,10 @@ def _register_sync_command(dest: Destination) -> None:
         _sync(ctx, destination, dry_run, full, force, as_of, as_json)
 
 
-for _destination in destinations():
-    _register_sync_command(_destination)
-
-
-@sync_app.command("history")
 @guarded
 def sync_history(
     ctx: typer.Context,
-    destination: str | None = typer.Option(None, "--destination", help=f"{_NAMES}."),
+    destination: str | None = DESTINATION_OPT,
     limit: int = typer.Option(20, "--limit", min=1, max=1000),
     as_json: bool = JSON_OPT,
 ) -> None:
@@ -207,6 +239,26 @@ def _register_provision_command(dest: Destination) -> None:
     provision_command.__name__ = f"provision_{dest.name}"
 
 
-for _dest in destinations():
-    if _dest.provision is not None:
-        _register_provision_command(_dest)
+_registered = False
+_lock = threading.Lock()
+
+
+def register_destination_commands() -> None:
+    """`sync <destination>` and `provision <destination>` for every registered
+    destination, then `sync history` (once per process)."""
+    global _registered
+    with _lock:
+        if _registered:
+            return
+        from integration_signals.syncs.registry import destinations
+
+        DESTINATION_OPT.help = " or ".join(d.name for d in destinations()) + "."
+        for dest in destinations():
+            _register_sync_command(dest)
+        sync_app.command("history")(sync_history)
+        for dest in destinations():
+            if dest.provision is not None:
+                _register_provision_command(dest)
+        arrange(sync_app)
+        arrange(provision_app)
+        _registered = True
