@@ -63,6 +63,18 @@ def overall(component_scores: dict[str, float], weights: dict[str, float]) -> in
     return half_up(round(total, 9))
 
 
+def activation_text(active: int, expected: int, day: int) -> str:
+    """Onboarding's activation progress in words (the reason the CRM and Slack show):
+    ``expected`` is how many active integrations the journey asks for by ``day``,
+    rising to 3 by day 60. Never "4 of 3": a goal reached is said to be met."""
+    noun = "integration" if active == 1 else "integrations"
+    if active >= 3:
+        return f"{active} {noun} active (goal: 3 by day 60, met)"
+    if active >= expected:
+        return f"{active} {noun} active, on track (goal: 3 by day 60)"
+    return f"{active} {noun} active, {expected} expected by day {day} (goal: 3 by day 60)"
+
+
 def onboarding_progress(facts: AccountFacts, health: Component, day: int) -> dict[str, Any]:
     """Score onboarding against the activation journey: first sync within 7 days,
     then toward 3+ active integrations by day 60."""
@@ -86,10 +98,7 @@ def onboarding_progress(facts: AccountFacts, health: Component, day: int) -> dic
         first_text = "no first sync yet (goal: within 7 days)"
     else:
         first_text = f"first sync on day {first_day}"
-    reason = (
-        f"onboarding day {day}: {first_text}; {active} of {goal} integrations active"
-        " (goal: 3 by day 60)"
-    )
+    reason = f"onboarding day {day}: {first_text}; {activation_text(active, goal, day)}"
     return {
         "score": half_up(value),
         "reason": reason,

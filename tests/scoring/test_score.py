@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from integration_signals.scoring.facts import load_facts
 from integration_signals.scoring.health import account_health
 from integration_signals.scoring.run import score_accounts
+from integration_signals.scoring.score import activation_text
 from tests.scoring.builders import CONFIG, NOW, Feed, account, acme_like, import_accounts
 
 
@@ -89,7 +92,9 @@ def test_accounts_in_their_first_90_days_are_scored_on_onboarding_progress(engin
     new, late = report.scores["new"], report.scores["late"]
     assert new.stage == late.stage == "onboarding"
     assert new.details["onboarding"]["first_sync_day"] == 3
-    assert new.reason.startswith("onboarding day 20: first sync on day 3; 2 of 2 integrations")
+    assert new.reason.startswith(
+        "onboarding day 20: first sync on day 3; 2 integrations active, on track"
+    )
     assert "no first sync yet" in late.reason
     assert new.score > late.score
     assert set(new.components) == {
@@ -136,3 +141,33 @@ def test_a_past_as_of_uses_no_later_data(engine):
         for c in load_facts(engine, CONFIG, as_of=NOW.date())["a"].connections
     }
     assert now_states == {"salesforce": "uninstalled", "hubspot": "active", "zendesk": "active"}
+
+
+@pytest.mark.parametrize(
+    ("active", "expected", "day", "text"),
+    [
+        (4, 3, 75, "4 integrations active (goal: 3 by day 60, met)"),
+        (3, 2, 30, "3 integrations active (goal: 3 by day 60, met)"),
+        (2, 2, 20, "2 integrations active, on track (goal: 3 by day 60)"),
+        (1, 1, 0, "1 integration active, on track (goal: 3 by day 60)"),
+        (1, 2, 20, "1 integration active, 2 expected by day 20 (goal: 3 by day 60)"),
+        (0, 3, 70, "0 integrations active, 3 expected by day 70 (goal: 3 by day 60)"),
+    ],
+    ids=["met-past-goal", "met-early", "on-track", "one-on-day-0", "behind", "none"],
+)
+def test_onboarding_activation_reads_as_progress_never_4_of_3(active, expected, day, text):
+    assert activation_text(active, expected, day) == text
+
+
+def test_an_onboarding_account_past_its_goal_says_the_goal_is_met(engine):
+    import_accounts(engine, [account("fast", "smb", tenure_days=30)])
+    feed = Feed()
+    for integration in ("salesforce", "hubspot", "slack", "zendesk"):
+        feed.install("fast", integration, 28)
+        feed.syncs("fast", integration, range(27))
+    feed.ingest(engine)
+    fast = score_accounts(engine, CONFIG, as_of=NOW).scores["fast"]
+    assert fast.stage == "onboarding"
+    onboarding = fast.details["onboarding"]["reason"]
+    assert "4 integrations active (goal: 3 by day 60, met)" in onboarding
+    assert " of 3 integrations" not in onboarding and " of 2 integrations" not in onboarding
