@@ -103,7 +103,6 @@ def run_demo(rt: Runtime, *, accounts: int, seed: int, as_json: bool) -> DemoRes
     summary["crm"] = crm_preview(rt, now=end)
     _impact_step(rt, summary, end)
     summary["slack"] = demo_slack(rt, as_of=end)
-    summary["crm"] = crm_preview(rt, now=end)
     return DemoResult(summary, _render)
 
 

@@ -44,3 +44,12 @@ def test_signals_demo_json_carries_the_impact_step(cli):
 
     impact = json.loads(result.stdout)["impact"]
     assert [r["integration"] for r in impact["integrations"]] == list(IMPACT_DEMO)
+
+
+def test_signals_demo_records_each_crms_dry_run_once(cli):
+    assert cli("demo", "--accounts", "40", "--json").exit_code == 0
+    import json
+
+    runs = json.loads(cli("sync", "history", "--json").stdout)["runs"]
+    assert sorted(r["destination"] for r in runs) == ["hubspot", "salesforce"]
+    assert all(r["dry_run"] for r in runs)
