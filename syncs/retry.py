@@ -71,7 +71,13 @@ class SlidingWindowLimiter:
 
 class Backoff:
     """Retries a call on ``RetriableError``: the vendor's hint when given, otherwise
-    exponential waits from ``initial`` capped at ``cap``; gives up after ``attempts``."""
+    exponential waits from ``initial`` capped at ``cap``; gives up after ``attempts``.
+
+    Hand-written on purpose (the project does not depend on tenacity): the wait comes
+    from the error's ``retry_after``, every retry is counted for the run's report and
+    the sleep is injected for tests; tenacity would need a custom wait, ``before_sleep``
+    and ``sleep`` to say the same in more lines. Both CRM clients retry through this;
+    Slack calls retry in slack_sdk's own ``RateLimitErrorRetryHandler``."""
 
     def __init__(
         self,
