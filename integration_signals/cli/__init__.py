@@ -9,6 +9,9 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
+    from integration_signals.cli.runtime import pause_gc_for_start_up
+
+    pause_gc_for_start_up()
     from integration_signals.cli import commands  # noqa: F401  (registers every command)
 
     app(prog_name="signals")  # also under `python -m integration_signals`

@@ -37,13 +37,15 @@ except SystemExit as exc:
     code = exc.code
 else:
     code = 0
+import gc
 loaded = sorted({m.split(".")[0] for m in sys.modules})
-print(code, " ".join(loaded), file=sys.stderr)
+print(code, gc.isenabled(), " ".join(loaded), file=sys.stderr)
 """
 
 
-def loaded_by(*args: str, env: dict[str, str] | None = None) -> tuple[int, set[str]]:
-    """The exit code and the top-level modules imported by `signals *args`."""
+def run_probe(*args: str, env: dict[str, str] | None = None) -> tuple[int, bool, set[str]]:
+    """The exit code, whether the garbage collector runs at the end, and the top-level
+    modules imported by `signals *args`."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("SIGNALS_")}
     done = subprocess.run(
         [sys.executable, "-c", PROBE, *args],
@@ -52,8 +54,14 @@ def loaded_by(*args: str, env: dict[str, str] | None = None) -> tuple[int, set[s
         env={**base, "PYTHONPATH": str(ROOT), **(env or {})},
         timeout=300,
     )
-    code, modules = done.stderr.strip().splitlines()[-1].split(" ", 1)
-    return int(code), set(modules.split())
+    code, gc_on, modules = done.stderr.strip().splitlines()[-1].split(" ", 2)
+    return int(code), gc_on == "True", set(modules.split())
+
+
+def loaded_by(*args: str, env: dict[str, str] | None = None) -> tuple[int, set[str]]:
+    """The exit code and the top-level modules imported by `signals *args`."""
+    code, _gc_on, modules = run_probe(*args, env=env)
+    return code, modules
 
 
 def test_help_imports_neither_the_orm_nor_settings_nor_any_integration() -> None:
@@ -74,8 +82,28 @@ def test_health_imports_no_integration_client_and_no_alembic_at_head(tmp_path: P
     env = {"SIGNALS_DATABASE_URL": f"sqlite:///{tmp_path / 'signals.db'}"}
     assert loaded_by("accounts", "import", str(accounts), env=env)[0] == 0
     assert loaded_by("score", env=env)[0] == 0
-    code, modules = loaded_by("health", "acme", env=env)
+    code, gc_on, modules = run_probe("health", "acme", env=env)
     assert code == 0
+    assert gc_on  # held during start-up only: back once the command opened the database
     assert modules.isdisjoint(NEVER), sorted(modules & set(NEVER))
     # Today's stored percentiles are read as they are: no numpy either.
     assert "numpy" not in modules
+
+
+def test_the_collector_comes_back_by_itself_for_a_command_that_never_opens_the_database():
+    code = (
+        "import gc, time\n"
+        "from integration_signals.cli.runtime import pause_gc_for_start_up\n"
+        "pause_gc_for_start_up(at_most=0.2)\n"
+        "paused = not gc.isenabled()\n"
+        "time.sleep(1.0)\n"
+        "print(paused, gc.isenabled(), gc.get_freeze_count() > 0)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
+    assert done.stdout.split() == ["True", "True", "True"], done.stderr
