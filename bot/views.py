@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, String, cast, func, select
 
 from integration_signals.bot import blocks
-from integration_signals.config import Config, Settings
+from integration_signals.config import Config, Settings, crm_record_urls
 from integration_signals.store.accounts import resolve_account
 from integration_signals.store.models import Account, AccountScore
 
@@ -65,14 +65,7 @@ def allowed_accounts(engine: Engine, config: Config, channel_id: str | None) -> 
 
 
 def crm_urls(config: Config, settings: Settings) -> dict[str, str]:
-    urls = {
-        "salesforce": config.bot.salesforce_record_url,
-        "hubspot": config.bot.hubspot_record_url,
-    }
-    if not urls["salesforce"] and settings.salesforce_instance_url:
-        base = settings.salesforce_instance_url.rstrip("/")
-        urls["salesforce"] = f"{base}/lightning/r/Account/{{id}}/view"
-    return {k: v for k, v in urls.items() if v}
+    return crm_record_urls(config, settings)
 
 
 def dashboard_for(

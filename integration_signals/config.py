@@ -367,6 +367,16 @@ class ServeConfig(_Strict):
     segment_events: dict[str, str] = {}
 
 
+class WebConfig(_Strict):
+    """The web dashboard served by `signals serve`."""
+
+    # Send the session cookie only over HTTPS (set it when a TLS proxy is in front).
+    secure_cookies: bool = False
+    session_hours: float = Field(12, gt=0, le=24 * 30)
+    page_size: int = Field(50, ge=5, le=500)
+    live_poll_seconds: float = Field(2, ge=0.5, le=60)
+
+
 SYNC_VALUES = (
     "score",
     "band",
@@ -463,6 +473,7 @@ class Config(_Strict):
     scoring: ScoringConfig = ScoringConfig()
     signals: SignalsConfig = SignalsConfig()
     bot: BotConfig = BotConfig()
+    web: WebConfig = WebConfig()
 
     @field_validator("integrations")
     @classmethod
@@ -527,6 +538,20 @@ def load_config(path: str | Path | None = None) -> Config:
         return Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_error_line(source, exc)) from None
+
+
+def crm_record_urls(config: Config, settings: Settings) -> dict[str, str]:
+    """Record URL templates (``{id}`` is the record id) per CRM, as the bot's links
+    and the dashboard's use them: ``bot.*_record_url``, else Salesforce's Lightning
+    URL on ``SALESFORCE_INSTANCE_URL``."""
+    urls = {
+        "salesforce": config.bot.salesforce_record_url,
+        "hubspot": config.bot.hubspot_record_url,
+    }
+    if not urls["salesforce"] and settings.salesforce_instance_url:
+        base = settings.salesforce_instance_url.rstrip("/")
+        urls["salesforce"] = f"{base}/lightning/r/Account/{{id}}/view"
+    return {k: v for k, v in urls.items() if v}
 
 
 class Settings(BaseSettings):
