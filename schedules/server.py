@@ -1,5 +1,6 @@
 """The HTTP side of `signals serve`: the ingest API (ours and Segment's), the Slack
-endpoints, and health — plus the scheduler's start and stop in the app's lifespan.
+endpoints, health and the web dashboard — plus the scheduler's start and stop in the
+app's lifespan.
 
 Requests are refused before anything is stored: bad auth 401, a body over
 ``[serve] max_body_bytes`` 413 (checked while reading, and again after gunzip), a body
@@ -317,7 +318,28 @@ def create_app(
         )
 
     slack_state = _mount_slack(app, engine, config, settings)
+    _mount_web(app, engine, config, settings, scheduler)
     return app
+
+
+def _mount_web(
+    app: FastAPI, engine: Engine, config: Config, settings: Settings, scheduler: Scheduler | None
+) -> None:
+    """The web dashboard, with what it may not import itself handed in as hooks: the
+    bot's Slack message refresh, the sync destinations and the scheduler's job status."""
+    from integration_signals.bot.tasks import refresh_task_message
+    from integration_signals.syncs.registry import DESTINATIONS
+    from integration_signals.web.app import WebHooks, create_web_app
+
+    def task_changed(task_id: int) -> None:
+        refresh_task_message(engine, settings, task_id, now=utcnow())
+
+    hooks = WebHooks(
+        task_changed=task_changed,
+        destinations=lambda: list(DESTINATIONS),
+        scheduler_status=scheduler.status if scheduler is not None else None,
+    )
+    app.include_router(create_web_app(engine, config, settings, hooks=hooks))
 
 
 def _queue(rescorer: Rescorer, report: IngestReport) -> dict[str, Any]:
