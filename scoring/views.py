@@ -16,29 +16,29 @@ aware UTC datetimes (``store.jsonio.dumps`` writes them with ``Z``).
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     Engine,
+    Text,
     and_,
     case,
     cast,
-    exists,
     func,
-    literal,
     or_,
     select,
     union,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
 from integration_signals.config import Config
+from integration_signals.scoring.facts import ConnectionFacts, _info, integration_catalog
 from integration_signals.scoring.funnel import funnel_rows
 from integration_signals.scoring.retention import (
     RETAINED_AT,
@@ -46,7 +46,7 @@ from integration_signals.scoring.retention import (
     Lifetime,
     cohort_of,
     kaplan_meier,
-    load_lifetimes,
+    lifetime_of,
     quantile_day,
     retained_at,
     ttv_rows,
@@ -58,6 +58,7 @@ from integration_signals.store.models import (
     Account,
     AccountScore,
     Connection,
+    DailyUsage,
     Integration,
     JobRun,
     KeyValue,
@@ -115,12 +116,14 @@ class UnknownSyncRun(LookupError):
 # ---------------------------------------------------------------- portfolio
 
 
-def _has_segment(dialect: str, column: Any, name: str) -> ColumnElement[bool]:
-    """``column`` (a JSON list) contains the string ``name``; bound, never spliced."""
-    if dialect == "postgresql":
-        return cast(column, JSONB).contains([name])
-    each = func.json_each(column).table_valued("value").alias("seg")
-    return exists(select(literal(1)).select_from(each).where(each.c.value == name))
+def _has_segment(column: Any, name: str) -> ColumnElement[bool]:
+    """``column`` (a JSON list written by scoring) contains the segment ``name``.
+
+    ``name`` is one of ``SEGMENT_ORDER`` (plain ASCII, no quotes or LIKE wildcards), so
+    its JSON text ``"name"`` appears in the list's text exactly when it is an element:
+    a LIKE over the text, bound, runs the same (and fast) on SQLite and PostgreSQL."""
+    assert name in SEGMENT_ORDER, name
+    return cast(column, Text).like(f'%"{name}"%')
 
 
 def _like_pattern(text: str) -> str:
@@ -160,7 +163,7 @@ def portfolio(
     ``crm_segment`` one of the segments scoring writes (expansion-ready, at-risk,
     onboarding); ``owner`` matches the owner or the CSM; ``integration`` keeps accounts
     with a (not uninstalled) connection to it; ``q`` is a case-insensitive substring of
-    the name or domain. Tiles cover the filtered accounts.
+    the name, domain or account id. Tiles cover the filtered accounts.
     """
     as_of = as_utc(as_of)  # type: ignore[assignment]
     if sort not in SORTS:
@@ -184,7 +187,6 @@ def portfolio(
     joined = a.outerjoin(s, s.c.account_id == a.c.account_id)
 
     with engine.connect() as conn:
-        dialect = conn.dialect.name
         where: list[ColumnElement[bool]] = []
         if band == "unscored":
             where.append(s.c.band.is_(None))
@@ -193,14 +195,13 @@ def portfolio(
         if segment is not None:
             where.append(a.c.segment == segment)
         if crm_segment is not None:
-            where.append(_has_segment(dialect, s.c.segments, crm_segment))
+            where.append(_has_segment(s.c.segments, crm_segment))
         if owner is not None:
             where.append(or_(a.c.owner == owner, a.c.csm == owner))
         if integration is not None:
             where.append(
-                exists(
-                    select(literal(1)).where(
-                        c.c.account_id == a.c.account_id,
+                a.c.account_id.in_(
+                    select(c.c.account_id).where(
                         c.c.integration == integration,
                         or_(c.c.state.is_(None), c.c.state != "uninstalled"),
                     )
@@ -209,7 +210,11 @@ def portfolio(
         if q is not None:
             pattern = _like_pattern(q)
             where.append(
-                or_(a.c.name.ilike(pattern, escape="\\"), a.c.domain.ilike(pattern, escape="\\"))
+                or_(
+                    a.c.name.ilike(pattern, escape="\\"),
+                    a.c.domain.ilike(pattern, escape="\\"),
+                    a.c.account_id.ilike(pattern, escape="\\"),
+                )
             )
 
         _lo, week_hi = day_bounds((as_of - timedelta(days=CHANGE_DAYS)).date())
@@ -288,7 +293,7 @@ def portfolio(
                 rows_by_id[r["account_id"]] = dict(r)
             trends = _trends(conn, page_ids, as_of)
 
-        tiles, total = _tiles(conn, dialect, joined, where, integration)
+        tiles, total = _tiles(conn, joined, where, integration)
         choices = _portfolio_choices(conn)
 
     rows = []
@@ -366,35 +371,37 @@ def _trends(conn: Any, ids: list[str], as_of: datetime) -> dict[str, list[dict[s
 
 def _tiles(
     conn: Any,
-    dialect: str,
     joined: Any,
     where: list[ColumnElement[bool]],
     integration: str | None,
 ) -> tuple[dict[str, Any], int]:
+    """Accounts per band, MRR at risk and expansion-ready, broken connections: one
+    GROUP BY band and segment list (a handful of groups), summed here."""
     a = Account.__table__
     s = AccountScore.__table__
     c = Connection.__table__
-    at_risk = _has_segment(dialect, s.c.segments, "at-risk")
-    expansion = _has_segment(dialect, s.c.segments, "expansion-ready")
-    row = conn.execute(
-        select(
-            func.count().label("accounts"),
-            func.count(case((s.c.band == "healthy", 1))).label("healthy"),
-            func.count(case((s.c.band == "watch", 1))).label("watch"),
-            func.count(case((s.c.band == "at_risk", 1))).label("at_risk"),
-            func.count(case((s.c.band.is_(None), 1))).label("unscored"),
-            func.count(case((at_risk, 1))).label("at_risk_accounts"),
-            func.coalesce(func.sum(case((at_risk, a.c.mrr))), 0).label("at_risk_mrr"),
-            func.count(case((expansion, 1))).label("expansion_accounts"),
-            func.coalesce(func.sum(case((expansion, a.c.mrr))), 0).label("expansion_mrr"),
-            func.coalesce(func.sum(a.c.mrr), 0).label("mrr"),
-        )
+    segments_text = cast(s.c.segments, Text)
+    bands = dict.fromkeys((*BANDS, "unscored"), 0)
+    totals = {"accounts": 0, "mrr": 0.0, "at_risk": [0, 0.0], "expansion-ready": [0, 0.0]}
+    for band, segments, n, mrr in conn.execute(
+        select(s.c.band, segments_text, func.count(), func.sum(a.c.mrr))
         .select_from(joined)
         .where(*where)
-    ).one()
-    broken_q = select(
-        func.count().label("connections"), func.count(func.distinct(c.c.account_id))
-    ).where(c.c.state == "broken")
+        .group_by(s.c.band, segments_text)
+    ):
+        mrr = float(mrr or 0)
+        names = set(json.loads(segments)) if segments else set()
+        key = band if band in bands else "unscored"
+        bands[key] += n
+        totals["accounts"] += n
+        totals["mrr"] += mrr
+        for name, slot in (("at-risk", "at_risk"), ("expansion-ready", "expansion-ready")):
+            if name in names:
+                totals[slot][0] += n
+                totals[slot][1] += mrr
+    broken_q = select(func.count(), func.count(func.distinct(c.c.account_id))).where(
+        c.c.state == "broken"
+    )
     if where:
         broken_q = broken_q.where(
             c.c.account_id.in_(select(a.c.account_id).select_from(joined).where(*where))
@@ -403,22 +410,17 @@ def _tiles(
         broken_q = broken_q.where(c.c.integration == integration)
     broken, broken_accounts = conn.execute(broken_q).one()
     tiles = {
-        "accounts": row.accounts,
-        "bands": {
-            "healthy": row.healthy,
-            "watch": row.watch,
-            "at_risk": row.at_risk,
-            "unscored": row.unscored,
-        },
-        "mrr": float(row.mrr),
-        "at_risk_accounts": row.at_risk_accounts,
-        "at_risk_mrr": float(row.at_risk_mrr),
-        "expansion_ready_accounts": row.expansion_accounts,
-        "expansion_ready_mrr": float(row.expansion_mrr),
+        "accounts": totals["accounts"],
+        "bands": bands,
+        "mrr": totals["mrr"],
+        "at_risk_accounts": totals["at_risk"][0],
+        "at_risk_mrr": totals["at_risk"][1],
+        "expansion_ready_accounts": totals["expansion-ready"][0],
+        "expansion_ready_mrr": totals["expansion-ready"][1],
         "broken_connections": broken,
         "broken_accounts": broken_accounts,
     }
-    return tiles, row.accounts
+    return tiles, totals["accounts"]
 
 
 def _portfolio_choices(conn: Any) -> dict[str, Any]:
@@ -594,13 +596,87 @@ def _impact_summary(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def integrations_overview(engine: Engine, config: Config, *, as_of: datetime) -> dict[str, Any]:
-    """Every integration: funnel counts with the largest drop, broken vs idle,
-    retention at 7/30/60/90 days, time-to-value, and a cached impact when there is one
-    (never computed here: a page listing every integration must stay fast)."""
+def _light_connections(
+    conn: Any,
+    config: Config,
+    *,
+    as_of: datetime,
+    integration: str | None = None,
+    lifetimes: bool = True,
+) -> tuple[list[ConnectionFacts], list[Lifetime]]:
+    """Connections with the lifecycle facts the funnel, time-to-value and retention
+    need, read from the connections table (states as the last scoring run stored
+    them), and the lifetimes of the activated ones from their successful days. Much
+    cheaper than ``load_lifetimes`` (no usage windows, no per-account facts): one
+    integration reads only its own connections' rollup rows through the covering
+    ``(connection_id, day, ...)`` index."""
+    c = Connection.__table__
+    d = DailyUsage.__table__
+    day = as_of.date()
+    cutoff = day_bounds(day)[1]
+    catalog = integration_catalog(conn, config)
+    stmt = select(
+        c.c.connection_id,
+        c.c.account_id,
+        c.c.integration,
+        c.c.installed_at,
+        c.c.setup_started_at,
+        c.c.activated_at,
+        c.c.uninstalled_at,
+        c.c.state,
+    ).where(or_(c.c.installed_at < cutoff, c.c.activated_at < cutoff))
+    if integration is not None:
+        stmt = stmt.where(c.c.integration == integration)
+    facts: list[ConnectionFacts] = []
+    for r in conn.execute(stmt):
+        f = ConnectionFacts(
+            connection_id=r.connection_id,
+            account_id=r.account_id,
+            integration=_info(catalog, r.integration),
+            installed_at=_before(r.installed_at, cutoff),
+            setup_started_at=_before(r.setup_started_at, cutoff),
+            activated_at=_before(r.activated_at, cutoff),
+            uninstalled_at=_before(r.uninstalled_at, cutoff),
+        )
+        f.state = r.state or ("active" if f.activated_at else "installed")
+        f.stored_state = r.state
+        facts.append(f)
+    if not lifetimes:
+        return facts, []
+    days: dict[str, list[Any]] = defaultdict(list)
+    usage = select(d.c.connection_id, d.c.day).where(d.c.successes > 0, d.c.day <= day)
+    if integration is not None:
+        usage = usage.where(
+            d.c.connection_id.in_(select(c.c.connection_id).where(c.c.integration == integration))
+        )
+    for cid, when in conn.execute(usage.order_by(d.c.connection_id, d.c.day)):
+        days[cid].append(when if not isinstance(when, str) else date.fromisoformat(when))
+    lives = []
+    for f in facts:
+        life = lifetime_of(f, days.get(f.connection_id, []), day, None)
+        if life is not None:
+            lives.append(life)
+    return facts, lives
+
+
+def _before(value: datetime | None, cutoff: datetime) -> datetime | None:
+    """A fact known by ``cutoff`` (later ones did not happen yet as of the view)."""
+    at = as_utc(value)
+    return at if at is not None and at < cutoff else None
+
+
+def integrations_overview(
+    engine: Engine, config: Config, *, as_of: datetime, retention: bool = False
+) -> dict[str, Any]:
+    """Every integration: funnel counts (installed -> activated -> active now) with the
+    largest drop, broken vs idle, time-to-value, and a cached impact when there is one
+    (never computed here). Retention needs every connection's successful days (a scan
+    of all daily rollups: seconds at 10,000 accounts), so it is on the integration page,
+    and here only with ``retention=True``; without it the retention keys are None."""
     as_of = as_utc(as_of)  # type: ignore[assignment]
     day = as_of.date()
-    lifetimes, conns, _seg = load_lifetimes(engine, config, as_of=day)
+    with engine.connect() as conn:
+        conns, lifetimes = _light_connections(conn, config, as_of=as_of, lifetimes=retention)
     by_key: dict[str, list[Lifetime]] = defaultdict(list)
     for life in lifetimes:
         by_key[life.integration].append(life)
@@ -619,7 +695,9 @@ def integrations_overview(engine: Engine, config: Config, *, as_of: datetime) ->
                 **f,
                 "category": known.get(key, {}).get("category", "other"),
                 "stages": _stages(f),
-                "retention": {
+                "retention": None
+                if not retention
+                else {
                     "connections": len(lives),
                     "retained_at": retained_at(curve),
                     "median_days": quantile_day(curve, 0.5),
@@ -628,7 +706,12 @@ def integrations_overview(engine: Engine, config: Config, *, as_of: datetime) ->
                 "impact": None if cached is None else _impact_summary(cached),
             }
         )
-    return {"as_of": as_of, "impact_outcome": IMPACT_OUTCOME, "integrations": rows}
+    return {
+        "as_of": as_of,
+        "impact_outcome": IMPACT_OUTCOME,
+        "with_retention": retention,
+        "integrations": rows,
+    }
 
 
 def _ttv_of(row: dict[str, Any] | None) -> dict[str, Any]:
@@ -663,7 +746,7 @@ def integration_page(
             raise UnknownIntegration(f"no integration has key {key!r}")
         cached = _cached_impact(conn, key, outcome)
         problems = _problem_connections(conn, key)
-    lifetimes, conns, _seg = load_lifetimes(engine, config, as_of=day, integration=key)
+        conns, lifetimes = _light_connections(conn, config, as_of=as_of, integration=key)
     rows = funnel_rows(conns, lifetimes)
     funnel = rows[0] if rows else None
     groups: dict[str, list[Lifetime]] = defaultdict(list)

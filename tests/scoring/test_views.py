@@ -298,6 +298,7 @@ def test_unscored_band_filter_finds_accounts_without_a_score(engine, world):
         ("a05.example", {"a05"}),
         ("A05.EXAMPLE.COM", {"a05"}),
         ("%", {"a04"}),
+        ("A07", {"a07"}),
         ("_real_", {"a04"}),
         ("o'brien", {"a04"}),
         ("<script>", {"a03"}),
@@ -311,6 +312,7 @@ def test_unscored_band_filter_finds_accounts_without_a_score(engine, world):
         "domain",
         "domain-case",
         "percent-literal",
+        "account-id",
         "underscore-literal",
         "quote",
         "script",
@@ -457,12 +459,17 @@ def test_unknown_integration_is_a_lookup_error(engine, scored):
 
 
 def test_integrations_overview_lists_funnel_retention_and_ttv(engine, scored):
-    doc = views.integrations_overview(engine, CONFIG, as_of=scored)
+    doc = views.integrations_overview(engine, CONFIG, as_of=scored, retention=True)
     rows = {r["integration"]: r for r in doc["integrations"]}
     assert {"zendesk", "salesforce", "snowflake"} <= set(rows)
     z = rows["zendesk"]
     assert z["installed"] == 3 and z["stages"][0]["count"] == 3
     assert z["ttv"]["installs"] == 3 and "30" in z["retention"]["retained_at"]
+    quick = views.integrations_overview(engine, CONFIG, as_of=scored)
+    assert {r["integration"]: r["installed"] for r in quick["integrations"]} == {
+        k: r["installed"] for k, r in rows.items()
+    }
+    assert all(r["retention"] is None for r in quick["integrations"])
 
 
 def test_greenwood_band_matches_lifelines():
