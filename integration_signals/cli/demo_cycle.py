@@ -104,7 +104,31 @@ def run_demo(rt: Runtime, *, accounts: int, seed: int, as_json: bool) -> DemoRes
     _impact_step(rt, summary, end)
     summary["slack"] = demo_slack(rt, as_of=end)
     summary["crm"] = crm_preview(rt, now=end)
+    summary["dashboard"] = demo_dashboard(rt, now=end)
     return DemoResult(summary, _render)
+
+
+DEMO_USER = "demo@example.com"
+
+
+def demo_dashboard(rt: Runtime, *, now: datetime) -> dict[str, Any]:
+    """A demo admin for the web dashboard with a fresh generated password (a rerun of
+    the demo replaces it), and where to open the dashboard."""
+    import secrets
+
+    from integration_signals.web.auth import add_user
+
+    password = secrets.token_urlsafe(12)
+    add_user(rt.engine, DEMO_USER, role="admin", password=password, now=now, replace=True)
+    serve = rt.config.serve
+    host = "127.0.0.1" if serve.host in ("0.0.0.0", "::") else serve.host
+    return {
+        "command": "signals serve",
+        "url": f"http://{host}:{serve.port}/accounts/acme",
+        "email": DEMO_USER,
+        "password": password,
+        "role": "admin",
+    }
 
 
 # The demo plants a real effect on churn (Snowflake) and a confounded, useless one
@@ -339,7 +363,7 @@ def _render(d: dict[str, Any]) -> None:
         render_impact(d["impact"])
     print(
         "Run it continuously: `SIGNALS_INGEST_TOKEN=... signals serve --port 8000`"
-        " (scheduler, POST /v1/events, POST /v1/batch, /slack/events, GET /healthz)."
+        " (scheduler, web dashboard, POST /v1/events, POST /v1/batch, /slack/events, GET /healthz)."
     )
     print("Next: `signals quarantine`, `signals accounts import FILE`, `signals ingest FILE`.")
     print("      `signals score`, `signals health acme`, `signals funnel`, `signals ttv`,")
@@ -351,6 +375,12 @@ def _render(d: dict[str, Any]) -> None:
     print(
         "      churned`, `signals backtest --as-of 2026-08-01 --horizon 90d`, `signals model train`."
     )
+    if "dashboard" in d:
+        web = d["dashboard"]
+        print()
+        print(f"See it in the browser: run `{web['command']}`, open {web['url']}")
+        print(f"  and sign in as {web['email']} with password {web['password']} ({web['role']}).")
+        print("  Add people with `signals users add EMAIL --role admin|csm|viewer`.")
 
 
 def render_impact(im: dict[str, Any]) -> None:

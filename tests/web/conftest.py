@@ -100,7 +100,9 @@ class Browser:
 
 @pytest.fixture
 def serve_web(
-    engine: Engine, settings: Settings, live_app: Callable[[Any], str]  # noqa: F811
+    engine: Engine,
+    settings: Settings,
+    live_app: Callable[[Any], str],  # noqa: F811
 ) -> Callable[..., str]:
     """Start `signals serve`'s app (no scheduler) with the given config; its URL."""
 
