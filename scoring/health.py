@@ -49,7 +49,7 @@ def account_health(
 ) -> dict[str, Any]:
     """The health document of one account as of ``as_of``'s UTC day. ``record_urls``
     (CRM -> URL template with ``{id}``, see ``config.crm_record_urls``) fills
-    ``crm.links`` for the records the account is known under."""
+    ``crm_links`` for the records the account is known under."""
     as_of = as_utc(as_of)  # type: ignore[assignment]
     day = as_of.date()
     a = Account.__table__
@@ -110,7 +110,8 @@ def account_health(
         "segments": (stored["segments"] if stored is not None else None) or [],
         "signals": signals,
         "tasks": tasks,
-        "crm": {**crm, "links": crm_links(crm, record_urls or {})},
+        "crm": crm,
+        "crm_links": crm_links(crm, record_urls or {}),
         "recent_signals": recent,
         "history": history,
     }

@@ -36,11 +36,14 @@ def test_the_wheel_holds_one_top_level_package(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"integration_signals"}
-    for layer in ("store", "scoring", "syncs", "bot", "schedules", "cli"):
+    for layer in ("store", "scoring", "syncs", "bot", "web", "schedules", "cli"):
         assert f"integration_signals/{layer}/__init__.py" in names
     # Data files the layers read at run time travel with them.
     assert "integration_signals/defaults.toml" in names
     assert "integration_signals/bot/manifest.yaml" in names
+    assert "integration_signals/web/templates/account.html" in names
+    assert "integration_signals/web/static/app.css" in names
+    assert "integration_signals/web/static/app.js" in names
     assert any(n.startswith("integration_signals/store/migrations/versions/") for n in names)
 
 

@@ -69,7 +69,7 @@ def test_the_account_page_shows_the_card_and_its_json_twin_is_the_view_model(
     assert zendesk["failures_7d"] == 21 and zendesk["last_error"] == "TIMEOUT"
     assert f"<strong>{zendesk['name']}</strong>" in text and "TIMEOUT" in text
     assert doc["history"] and doc["history"][-1]["score"] == doc["score"]
-    assert doc["crm"]["salesforce_id"] == "001A000001" and doc["crm"]["links"] == {}
+    assert doc["crm"]["salesforce_id"] == "001A000001" and doc["crm_links"] == {}
 
 
 def test_crm_record_links_come_from_the_bots_url_config(
@@ -85,7 +85,7 @@ def test_crm_record_links_come_from_the_bots_url_config(
     seed(engine, config)
     b = Browser(serve_web(config), httpx.Client(timeout=30))
     b.login(USERS["viewer"])
-    links = b.get("/api/accounts/acme").json()["crm"]["links"]
+    links = b.get("/api/accounts/acme").json()["crm_links"]
     assert links == {
         "salesforce": "https://acme.my.salesforce.com/001A000001",
         "hubspot": "https://app.hubspot.com/contacts/1/company/9001",
