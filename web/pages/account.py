@@ -42,7 +42,9 @@ def register(router: APIRouter, site: Site) -> None:
             title=view["name"] or view["account_id"],
             nav="portfolio",
             can_act=auth.can(actor, "act_on_tasks"),
-            history_svg=history_chart(view["history"]),
+            history_svg=history_chart(
+                view["history"], bands=site.config.scoring.bands.model_dump()
+            ),
         )
 
 
