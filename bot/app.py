@@ -24,7 +24,8 @@ from integration_signals.bot import blocks, views
 from integration_signals.bot.client import require, slack_client
 from integration_signals.bot.tasks import render_task
 from integration_signals.config import Config, Settings
-from integration_signals.scoring.tasks import TaskRefused, claim, done, snooze
+from integration_signals.scoring.exceptions import TaskRefused
+from integration_signals.scoring.tasks import claim, done, snooze
 
 log = logging.getLogger("signals.bot")
 
@@ -72,6 +73,7 @@ def build_app(
     *,
     socket_mode: bool = False,
     clock: Clock = _utcnow,
+    crm_links: views.CrmLinks = views.NO_LINKS,
 ) -> App:
     """The Bolt app. HTTP mode verifies every request with ``SLACK_SIGNING_SECRET``
     (bad, missing or more than 5 minutes old -> 401, nothing runs); Socket Mode
@@ -109,6 +111,7 @@ def build_app(
                     parsed,
                     channel_id=command.get("channel_id"),
                     now=clock(),
+                    crm_links=crm_links,
                 ),
             ),
         )
@@ -128,6 +131,7 @@ def build_app(
                     str(action.get("value") or ""),
                     channel_id=(body.get("channel") or {}).get("id"),
                     now=clock(),
+                    crm_links=crm_links,
                 ),
             ),
         )

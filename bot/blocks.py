@@ -335,14 +335,26 @@ def _task_line(task: Mapping[str, Any], now: datetime) -> str:
     )
 
 
-def crm_links(crm: Mapping[str, Any] | None, urls: Mapping[str, str]) -> list[str]:
-    """``Salesforce: <url|001A>`` when a link template is known, else the id as text."""
+# Labels of the record ids an account row carries (its ``salesforce_id`` and
+# ``hubspot_id`` columns); the composing layer hands in the destinations' own labels.
+ACCOUNT_RECORD_LABELS = {"salesforce": "Salesforce", "hubspot": "HubSpot"}
+
+
+def crm_links(
+    crm: Mapping[str, Any] | None,
+    urls: Mapping[str, str],
+    labels: Mapping[str, str] | None = None,
+) -> list[str]:
+    """``Salesforce: <url|001A>`` when a link template is known, else the id as text:
+    one line per destination whose ``<name>_id`` the account has."""
     out = []
-    for key, label in (("salesforce_id", "Salesforce"), ("hubspot_id", "HubSpot")):
-        record = (crm or {}).get(key)
+    named = {**ACCOUNT_RECORD_LABELS, **(labels or {})}
+    for name in [*named, *(n for n in urls if n not in named)]:
+        label = named.get(name, name)
+        record = (crm or {}).get(f"{name}_id")
         if not record:
             continue
-        template = urls.get(key.removesuffix("_id"))
+        template = urls.get(name)
         record_text = safe(record, 60)
         if template and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", str(record)):
             out.append(f"{label}: <{template.replace('{id}', str(record))}|{record_text}>")
@@ -357,6 +369,7 @@ def dashboard(
     now: datetime,
     max_integrations: int = 15,
     crm_urls: Mapping[str, str] | None = None,
+    crm_labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The seeds' dashboard card for one account, from the `signals health` view model."""
     name = view.get("name") or view.get("account_id")
@@ -404,7 +417,7 @@ def dashboard(
             lines.append(f"_…and {len(tasks) - 5} more_")
         blocks += lines_to_sections(lines, title=f"*Open tasks ({len(tasks)})*")
     footer = [f"`{safe(view.get('account_id'), 80)}`"]
-    footer += crm_links(view.get("crm"), crm_urls or {})
+    footer += crm_links(view.get("crm"), crm_urls or {}, crm_labels)
     blocks.append(context(" · ".join(footer)))
     text = f"{plain(name, 200)}: integration health {score if score is not None else '-'}/100"
     return message(text, blocks)

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from integration_signals.bot.client import SlackNotConfigured
+from integration_signals.bot.views import NO_LINKS, CrmLinks
 from integration_signals.config import Config, Settings
 
 log = logging.getLogger("signals.bot")
@@ -23,7 +24,9 @@ log = logging.getLogger("signals.bot")
 EVENTS_PATH = "/slack/events"
 
 
-def slack_router(engine: Engine, config: Config, settings: Settings) -> APIRouter:
+def slack_router(
+    engine: Engine, config: Config, settings: Settings, *, crm_links: CrmLinks = NO_LINKS
+) -> APIRouter:
     """A router with ``POST /slack/events``. Without ``SLACK_BOT_TOKEN`` and
     ``SLACK_SIGNING_SECRET`` it answers 503 naming them (and runs nothing), so a
     server without Slack still starts."""
@@ -31,7 +34,7 @@ def slack_router(engine: Engine, config: Config, settings: Settings) -> APIRoute
 
     router = APIRouter()
     try:
-        bolt = build_app(engine, config, settings)
+        bolt = build_app(engine, config, settings, crm_links=crm_links)
     except SlackNotConfigured as exc:
         reason = str(exc)
         log.warning("%s; %s answers 503", reason, EVENTS_PATH)
@@ -51,11 +54,13 @@ def slack_router(engine: Engine, config: Config, settings: Settings) -> APIRoute
     return router
 
 
-def create_bot_app(engine: Engine, config: Config, settings: Settings) -> FastAPI:
+def create_bot_app(
+    engine: Engine, config: Config, settings: Settings, *, crm_links: CrmLinks = NO_LINKS
+) -> FastAPI:
     """A FastAPI app with only the bot and ``GET /healthz`` (`signals bot`); `signals
     serve` mounts the same router next to the ingest API."""
     app = FastAPI(title="Integration Signals Slack bot", docs_url=None, redoc_url=None)
-    app.include_router(slack_router(engine, config, settings))
+    app.include_router(slack_router(engine, config, settings, crm_links=crm_links))
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -8,14 +8,15 @@ the dashboard, the pick-list, the nearest names and the segment lists.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, String, cast, func, select
 
 from integration_signals.bot import blocks
-from integration_signals.config import Config, Settings, crm_record_urls
+from integration_signals.config import Config, Settings
 from integration_signals.store.accounts import resolve_account
 from integration_signals.store.models import Account, AccountScore
 
@@ -64,12 +65,27 @@ def allowed_accounts(engine: Engine, config: Config, channel_id: str | None) -> 
     return allowed
 
 
-def crm_urls(config: Config, settings: Settings) -> dict[str, str]:
-    return crm_record_urls(config, settings)
+@dataclass(frozen=True)
+class CrmLinks:
+    """Where an account's CRM records open, per destination name: its label and its
+    link template (``{id}`` marks the record id). The bot does not know the
+    destinations; the composing layer hands these in (``schedules.compose``)."""
+
+    labels: Mapping[str, str] = field(default_factory=dict)
+    urls: Mapping[str, str] = field(default_factory=dict)
+
+
+NO_LINKS = CrmLinks()
 
 
 def dashboard_for(
-    engine: Engine, config: Config, settings: Settings, account_id: str, *, now: datetime
+    engine: Engine,
+    config: Config,
+    settings: Settings,
+    account_id: str,
+    *,
+    now: datetime,
+    crm_links: CrmLinks = NO_LINKS,
 ) -> dict[str, Any]:
     from integration_signals.scoring.health import account_health
 
@@ -78,7 +94,8 @@ def dashboard_for(
         view,
         now=now,
         max_integrations=config.bot.max_integrations,
-        crm_urls=crm_urls(config, settings),
+        crm_urls=crm_links.urls,
+        crm_labels=crm_links.labels,
     )
 
 
@@ -100,6 +117,7 @@ def answer_account(
     *,
     channel_id: str | None,
     now: datetime,
+    crm_links: CrmLinks = NO_LINKS,
 ) -> dict[str, Any]:
     """Resolve what was typed (id, exact name, domain, fuzzy) within the channel's scope."""
     allowed = allowed_accounts(engine, config, channel_id)
@@ -107,7 +125,9 @@ def answer_account(
         return blocks.no_match(text, [])
     found = resolve_account(engine, text, allowed=allowed)
     if found.account is not None:
-        return dashboard_for(engine, config, settings, found.account.account_id, now=now)
+        return dashboard_for(
+            engine, config, settings, found.account.account_id, now=now, crm_links=crm_links
+        )
     if found.accounts:
         ordered = sorted(found.accounts, key=lambda a: ((a.name or "").lower(), a.account_id))
         return blocks.pick_list(text, [_account_summary(a) for a in ordered])
@@ -122,6 +142,7 @@ def answer_pick(
     *,
     channel_id: str | None,
     now: datetime,
+    crm_links: CrmLinks = NO_LINKS,
 ) -> dict[str, Any]:
     """A pick-list or suggestion button: ``id:ACCOUNT`` or ``name:NAME``."""
     kind, _, rest = _CONTROL.sub("", value).partition(":")
@@ -133,8 +154,10 @@ def answer_pick(
             ).first()
         if exists is None or (allowed is not None and rest not in allowed):
             return blocks.no_match(rest, [])
-        return dashboard_for(engine, config, settings, rest, now=now)
-    return answer_account(engine, config, settings, rest, channel_id=channel_id, now=now)
+        return dashboard_for(engine, config, settings, rest, now=now, crm_links=crm_links)
+    return answer_account(
+        engine, config, settings, rest, channel_id=channel_id, now=now, crm_links=crm_links
+    )
 
 
 SEGMENT_OF = {"at_risk": "at-risk", "expansion": "expansion-ready"}
@@ -190,10 +213,19 @@ def answer(
     *,
     channel_id: str | None,
     now: datetime,
+    crm_links: CrmLinks = NO_LINKS,
 ) -> dict[str, Any]:
     """The whole answer to `/integration-health TEXT`."""
     if command.kind == "help":
         return blocks.help_message(config.bot.command)
     if command.kind in SEGMENT_OF:
         return answer_segment(engine, config, command.kind, channel_id=channel_id)
-    return answer_account(engine, config, settings, command.text, channel_id=channel_id, now=now)
+    return answer_account(
+        engine,
+        config,
+        settings,
+        command.text,
+        channel_id=channel_id,
+        now=now,
+        crm_links=crm_links,
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import tomllib
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +20,9 @@ Category = Literal[
 Rhythm = Literal["daily", "weekly", "situational"]
 
 ACTIVE_WINDOW_DAYS: dict[str, int] = {"daily": 7, "weekly": 14, "situational": 30}
+
+
+EnvModel = TypeVar("EnvModel", bound=BaseSettings)
 
 
 class ConfigError(Exception):
@@ -388,77 +391,43 @@ SYNC_VALUES = (
 )
 
 
-def _check_field_map(value: dict[str, str]) -> dict[str, str]:
+def check_field_map(value: dict[str, str]) -> dict[str, str]:
+    """A destination's ``fields`` table: value name -> the CRM's field name."""
     unknown = sorted(set(value) - set(SYNC_VALUES))
     if unknown:
         raise ValueError(f"unknown value {unknown[0]!r}; values are {', '.join(SYNC_VALUES)}")
     return value
 
 
-class SalesforceSyncConfig(_Strict):
-    """Where and how values are written to Salesforce Account fields."""
+class SyncSection(BaseModel):
+    """One ``[syncs.<destination>]`` table as written in the TOML (defaults merged in).
 
-    # value name -> Account field API name; "" leaves the value out.
-    fields: dict[str, str] = {
-        "score": "Integration_Health_Score__c",
-        "band": "Integration_Health_Band__c",
-        "segments": "Integration_Segments__c",
-        "expansion_ready": "Expansion_Ready__c",
-        "active_integrations": "Active_Integrations__c",
-        "reason": "Integration_Health_Reason__c",
-        "scored_at": "Integration_Scored_At__c",
-    }
-    api_version: str = "59.0"
-    batch_size: int = Field(200, ge=1, le=200)
-    bulk_threshold: int = Field(2000, ge=1)
-    bulk_poll_seconds: float = Field(2.0, ge=0)
-    bulk_timeout_seconds: float = Field(3600, gt=0)
-    domain_query_chunk: int = Field(50, ge=1, le=200)
-    playbook_tasks: bool = False
+    Its keys belong to the destination, which declares them in its own settings model
+    (``syncs/<name>/settings.py``) and validates them through the syncs registry at
+    start-up (the CLI root and ``signals serve`` do). Keeping the table as written here
+    lets this lowest layer load any destination's section without knowing it.
+    """
 
-    @field_validator("fields")
-    @classmethod
-    def _known_values(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_field_map(value)
-
-
-class HubSpotSyncConfig(_Strict):
-    """Where and how values are written to HubSpot company properties."""
-
-    fields: dict[str, str] = {
-        "score": "integration_health_score",
-        "band": "integration_health_band",
-        "segments": "integration_segments",
-        "expansion_ready": "expansion_ready",
-        "active_integrations": "active_integrations",
-        "reason": "integration_health_reason",
-        "scored_at": "integration_scored_at",
-    }
-    batch_size: int = Field(100, ge=1, le=100)
-    concurrency: int = Field(8, ge=1, le=16)
-    requests_per_window: int = Field(100, ge=1)
-    window_seconds: float = Field(10.0, gt=0)
-    search_per_second: float = Field(4.0, gt=0)
-    domain_search_chunk: int = Field(5, ge=1, le=5)
-    property_group: str = "integration_signals"
-    property_group_label: str = "Integration Signals"
-
-    @field_validator("fields")
-    @classmethod
-    def _known_values(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_field_map(value)
+    model_config = ConfigDict(extra="allow", frozen=True)
 
 
 class SyncsConfig(_Strict):
-    """Reverse ETL: guards, retries and one section per destination."""
+    """Reverse ETL: guards and retries every destination shares, and one
+    ``[syncs.<destination>]`` section per destination (see ``SyncSection``)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, SyncSection] = Field(init=False)  # type: ignore[assignment]
 
     band_change_guard: float = Field(0.2, ge=0, le=1)
     max_attempts: int = Field(6, ge=1, le=20)
     backoff_initial_seconds: float = Field(1.0, ge=0)
     backoff_max_seconds: float = Field(60.0, ge=0)
     request_timeout_seconds: float = Field(30.0, gt=0)
-    salesforce: SalesforceSyncConfig = SalesforceSyncConfig()
-    hubspot: HubSpotSyncConfig = HubSpotSyncConfig()
+
+    def section(self, name: str) -> dict[str, Any]:
+        """The ``[syncs.<name>]`` table as written ({} when there is none)."""
+        found = (self.model_extra or {}).get(name)
+        return found.model_dump() if found is not None else {}
 
 
 class Config(_Strict):
@@ -494,11 +463,12 @@ class Config(_Strict):
         return hashlib.sha256(blob).hexdigest()[:12]
 
 
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override``'s tables merged key by key into ``base``'s (TOML defaults)."""
     merged = dict(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -508,9 +478,11 @@ def default_config_text() -> str:
     return (Path(__file__).parent / "defaults.toml").read_text("utf-8")
 
 
-def _error_line(source: str, exc: ValidationError) -> str:
+def error_line(source: str, exc: ValidationError, *, prefix: tuple[str, ...] = ()) -> str:
+    """The one line a refused config prints: the file, the key, what is wrong.
+    ``prefix``: where the validated table sits (``("syncs", "hubspot")``)."""
     err = exc.errors()[0]
-    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    key = ".".join(str(p) for p in (*prefix, *err["loc"])) or "(top level)"
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = "unknown key"
@@ -533,34 +505,30 @@ def load_config(path: str | Path | None = None) -> Config:
             user = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config {source}: not valid TOML ({exc}); fix the file") from None
-        data = _deep_merge(data, user)
+        data = deep_merge(data, user)
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_error_line(source, exc)) from None
-
-
-def crm_record_urls(config: Config, settings: Settings) -> dict[str, str]:
-    """Record URL templates (``{id}`` is the record id) per CRM, as the bot's links
-    and the dashboard's use them: ``bot.*_record_url``, else Salesforce's Lightning
-    URL on ``SALESFORCE_INSTANCE_URL``."""
-    urls = {
-        "salesforce": config.bot.salesforce_record_url,
-        "hubspot": config.bot.hubspot_record_url,
-    }
-    if not urls["salesforce"] and settings.salesforce_instance_url:
-        base = settings.salesforce_instance_url.rstrip("/")
-        urls["salesforce"] = f"{base}/lightning/r/Account/{{id}}/view"
-    return {k: v for k, v in urls.items() if v}
+        raise ConfigError(error_line(source, exc)) from None
 
 
 class Settings(BaseSettings):
     """Environment settings: where the database is, which config file, credentials.
 
     Secret values are ``SecretStr`` and never printed.
+
+    CRM credentials: the Salesforce and HubSpot variables below stay declared here
+    because their names (``SALESFORCE_ACCESS_TOKEN``, ``settings.hubspot_access_token``
+    ...) are public interface. What they *mean* belongs to the destination: each one
+    declares its variables as a small settings model (``syncs/<name>/settings.py``) and
+    reads them with ``settings.env(model)``, which also decides which are secrets (its
+    ``SecretStr`` fields, redacted from every report) and whether credentials are set.
+    A new destination therefore adds no field here: ``env()`` reads its variables from
+    the environment, or from keyword arguments given to ``Settings(...)`` (kept as
+    extras, which is how tests pass them).
     """
 
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(env_prefix="", extra="allow", case_sensitive=False)
 
     signals_database_url: str = "sqlite:///signals.db"
     signals_config: str | None = None
@@ -591,3 +559,22 @@ class Settings(BaseSettings):
     @cached_property
     def config(self) -> Config:
         return load_config(self.signals_config)
+
+    @property
+    def config_source(self) -> str:
+        """How config errors name the file (``load_config``'s wording)."""
+        return str(self.signals_config) if self.signals_config else "defaults"
+
+    def env(self, model: type[EnvModel]) -> EnvModel:
+        """A destination's environment variables, typed by its own settings ``model``.
+
+        A value this object already holds wins (a declared field, or an extra keyword
+        given to ``Settings(...)``, even None: ``model_copy(update=...)`` can clear
+        credentials); the rest is read from the environment by ``model`` itself."""
+        extra = self.model_extra or {}
+        given = {
+            name: getattr(self, name) if name in type(self).model_fields else extra[name]
+            for name in model.model_fields
+            if name in type(self).model_fields or name in extra
+        }
+        return model(**given)

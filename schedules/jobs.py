@@ -24,6 +24,7 @@ from integration_signals.schedules.pipeline import summary as _summary
 from integration_signals.scoring.run import score_accounts
 from integration_signals.scoring.signals import evaluate_signals
 from integration_signals.store.models import JobRun
+from integration_signals.syncs import registry as sync_registry
 from integration_signals.syncs.run import run_sync
 
 ANCHOR_DAY = datetime(2000, 1, 1, tzinfo=UTC)
@@ -78,17 +79,6 @@ def next_tick(spec: JobSpec, config: Config, at: datetime) -> datetime:
 # ---------------------------------------------------------------- the jobs
 
 
-def salesforce_configured(settings: Settings) -> bool:
-    return bool(
-        (settings.salesforce_instance_url and settings.salesforce_access_token)
-        or (settings.salesforce_username and settings.salesforce_password)
-    )
-
-
-def hubspot_configured(settings: Settings) -> bool:
-    return bool(settings.hubspot_access_token)
-
-
 def slack_configured(settings: Settings) -> bool:
     return bool(settings.slack_bot_token)
 
@@ -122,12 +112,7 @@ def build_jobs(engine: Engine, config: Config, settings: Settings) -> list[JobSp
 
     jobs.append(JobSpec("score", minutes(sched.score_minutes), score_job, "score + signals"))
 
-    for destination, configured in (
-        ("salesforce", salesforce_configured),
-        ("hubspot", hubspot_configured),
-    ):
-        if not configured(settings):
-            continue
+    for destination in (d.name for d in sync_registry.configured(settings)):
 
         def sync_job(ctx: JobContext, destination: str = destination) -> dict[str, Any] | None:
             return _summary(run_sync(engine, config, settings, destination, now=ctx.now))

@@ -33,6 +33,7 @@ from pathlib import Path
 from sqlalchemy import Engine, and_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from integration_signals.schedules.exceptions import AlreadyServing
 from integration_signals.store.engine import is_sqlite
 from integration_signals.store.models import JobRun
 from integration_signals.store.sql import as_utc, utcnow
@@ -40,10 +41,6 @@ from integration_signals.store.sql import as_utc, utcnow
 log = logging.getLogger("signals.schedules")
 
 RUNNING, OK, FAILED, ABANDONED = "running", "ok", "failed", "abandoned"
-
-
-class AlreadyServing(Exception):
-    """Another `serve` process holds the SQLite database; the message says what to do."""
 
 
 def host_id() -> str:

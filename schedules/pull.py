@@ -25,19 +25,11 @@ from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.engine import Connection, make_url
 
 from integration_signals.config import Config, Settings
+from integration_signals.schedules.exceptions import PullNotConfigured, Stopping
 from integration_signals.store.events import KNOWN_FIELDS, RawRecord
 from integration_signals.store.ingest import Ingestor, IngestReport
 from integration_signals.store.models import KeyValue
 from integration_signals.store.sql import upsert, utcnow
-
-
-class PullNotConfigured(Exception):
-    """The pull needs both SIGNALS_PULL_URL and ``[schedules.pull] query``."""
-
-
-class Stopping(Exception):  # noqa: N818  (a signal, not an error)
-    """Raised between batches when the process is shutting down; the work so far is
-    committed and the cursor saved, so the next run continues from there."""
 
 
 @dataclass

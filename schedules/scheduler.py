@@ -31,9 +31,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine, func, select
 
 from integration_signals.config import Config, Settings
+from integration_signals.schedules.exceptions import JobFailed, Stopping
 from integration_signals.schedules.jobs import JobContext, JobSpec, anchor, tick_of
 from integration_signals.schedules.locks import ABANDONED, FAILED, OK, RUNNING, TickLocks
-from integration_signals.schedules.pull import Stopping
 from integration_signals.store.jsonio import dumps
 from integration_signals.store.models import JobRun
 from integration_signals.store.sql import as_utc, utcnow
@@ -41,10 +41,6 @@ from integration_signals.store.sql import as_utc, utcnow
 log = logging.getLogger("signals.schedules")
 
 Alert = Callable[[str], None]
-
-
-class JobFailed(Exception):
-    """A job body raised; the message is one redacted line."""
 
 
 def redact(text: str, settings: Settings) -> str:

@@ -21,7 +21,8 @@ import signal
 import socket
 import sys
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import orjson
@@ -31,23 +32,22 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine, text
 
 from integration_signals.config import Config, ConfigError, Settings
+from integration_signals.schedules.exceptions import Refused
 from integration_signals.schedules.rescore import Rescorer
 from integration_signals.schedules.scheduler import Scheduler, one_line, redact
-from integration_signals.schedules.segment import BadBatch, map_batch, parse_batch, track_names
+from integration_signals.schedules.segment import (
+    BadBatch,
+    Mapped,
+    map_batch,
+    parse_batch,
+    track_names,
+)
 from integration_signals.store.accounts import import_account_objects
 from integration_signals.store.ingest import Ingestor, IngestReport, RawRecord, read_objects
 from integration_signals.store.jsonio import dumps
 from integration_signals.store.sql import utcnow
 
 log = logging.getLogger("signals.serve")
-
-
-class Refused(Exception):
-    """A request refused before anything was stored."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -175,8 +175,27 @@ def create_app(
         names = track_names(config.serve.segment_events)
     except ValueError as exc:
         raise ConfigError(f"config: {exc}") from None
-    limit = config.serve.max_body_bytes
     rescorer = Rescorer(engine, config)
+    app = FastAPI(
+        title="Integration Signals",
+        lifespan=_lifespan(rescorer, scheduler),
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    _answer_errors(app, settings)
+    _route_events(app, engine, config, settings, rescorer)
+    _route_segment_batch(app, engine, config, settings, rescorer, names)
+    _route_healthz(app, engine, settings, rescorer, scheduler, slack=_slack_state(settings))
+    _mount_slack(app, engine, config, settings)
+    _mount_web(app, engine, config, settings, scheduler)
+    return app
+
+
+def _lifespan(
+    rescorer: Rescorer, scheduler: Scheduler | None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start the rescorer (and the scheduler) with the app; stop them when it stops."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -190,13 +209,12 @@ def create_app(
             if scheduler is not None:
                 await asyncio.to_thread(scheduler.stop)
 
-    app = FastAPI(
-        title="Integration Signals",
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
-    )
+    return lifespan
+
+
+def _answer_errors(app: FastAPI, settings: Settings) -> None:
+    """A refusal answers its own status and code (401s say how to authenticate); any
+    other exception answers 500 with one redacted line."""
 
     @app.exception_handler(Refused)
     async def _refused(_request: Request, exc: Refused) -> JSONResponse:
@@ -221,19 +239,18 @@ def create_app(
             status_code=500,
         )
 
+
+def _route_events(
+    app: FastAPI, engine: Engine, config: Config, settings: Settings, rescorer: Rescorer
+) -> None:
+    """``POST /v1/events``: our ingest API, a JSON array or NDJSON behind a bearer token."""
+    limit = config.serve.max_body_bytes
+
     @app.post("/v1/events")
     async def post_events(request: Request) -> Response:
         _check_token(_bearer(request), settings, what="Authorization: Bearer $SIGNALS_INGEST_TOKEN")
         objects = parse_events(await _read_body(request, limit))
-
-        def work() -> dict[str, Any]:
-            ingestor = Ingestor(engine, config, now=utcnow())
-            report = ingestor.ingest(read_objects(objects), source="http:/v1/events")
-            answer = _ingest_answer(report)
-            answer["after_ingest"] = _queue(rescorer, report)
-            return answer
-
-        answer = await run_in_threadpool(work)
+        answer = await run_in_threadpool(_ingest_events, engine, config, rescorer, objects)
         log.info(
             "POST /v1/events: accepted %d, duplicates %d, quarantined %d",
             answer["accepted"],
@@ -241,6 +258,29 @@ def create_app(
             answer["quarantined"],
         )
         return _json(answer)
+
+
+def _ingest_events(
+    engine: Engine, config: Config, rescorer: Rescorer, objects: list[Any]
+) -> dict[str, Any]:
+    """Store the events of one ``/v1/events`` body and queue their accounts' rescoring."""
+    ingestor = Ingestor(engine, config, now=utcnow())
+    report = ingestor.ingest(read_objects(objects), source="http:/v1/events")
+    answer = _ingest_answer(report)
+    answer["after_ingest"] = _queue(rescorer, report)
+    return answer
+
+
+def _route_segment_batch(
+    app: FastAPI,
+    engine: Engine,
+    config: Config,
+    settings: Settings,
+    rescorer: Rescorer,
+    names: dict[str, str],
+) -> None:
+    """``POST /v1/batch``: Segment's batch API, the write key as the basic auth user."""
+    limit = config.serve.max_body_bytes
 
     @app.post("/v1/batch")
     async def post_batch(request: Request) -> Response:
@@ -255,26 +295,9 @@ def create_app(
         except BadBatch as exc:
             raise Refused(400, "bad_batch", f"{exc}; nothing was stored") from None
         mapped = map_batch(messages, names)
-
-        def work() -> dict[str, Any]:
-            now = utcnow()
-            accounts = import_account_objects(engine, mapped.accounts, source="segment", now=now)
-            ingestor = Ingestor(engine, config, now=now)
-            records = (
-                RawRecord(position, _raw(messages[position - 1]), event)
-                for position, event in mapped.events
-            )
-            report = ingestor.ingest(records, source="segment:/v1/batch")
-            report.touched_accounts |= {
-                a["account_id"] for a in mapped.accounts if a.get("account_id")
-            }
-            answer = {"success": True, **_ingest_answer(report)}
-            answer["accounts"] = accounts.as_json()
-            answer["ignored"] = dict(mapped.ignored.most_common())
-            answer["after_ingest"] = _queue(rescorer, report)
-            return answer
-
-        answer = await run_in_threadpool(work)
+        answer = await run_in_threadpool(
+            _ingest_segment, engine, config, rescorer, messages, mapped
+        )
         log.info(
             "POST /v1/batch: accepted %d, duplicates %d, quarantined %d, accounts %d, ignored %d",
             answer["accepted"],
@@ -284,6 +307,40 @@ def create_app(
             sum(mapped.ignored.values()),
         )
         return _json(answer)
+
+
+def _ingest_segment(
+    engine: Engine, config: Config, rescorer: Rescorer, messages: list[Any], mapped: Mapped
+) -> dict[str, Any]:
+    """Store one Segment batch (its accounts, then its events) and queue the rescoring
+    of every account it touched."""
+    now = utcnow()
+    accounts = import_account_objects(engine, mapped.accounts, source="segment", now=now)
+    ingestor = Ingestor(engine, config, now=now)
+    records = (
+        RawRecord(position, _raw(messages[position - 1]), event)
+        for position, event in mapped.events
+    )
+    report = ingestor.ingest(records, source="segment:/v1/batch")
+    report.touched_accounts |= {a["account_id"] for a in mapped.accounts if a.get("account_id")}
+    answer = {"success": True, **_ingest_answer(report)}
+    answer["accounts"] = accounts.as_json()
+    answer["ignored"] = dict(mapped.ignored.most_common())
+    answer["after_ingest"] = _queue(rescorer, report)
+    return answer
+
+
+def _route_healthz(
+    app: FastAPI,
+    engine: Engine,
+    settings: Settings,
+    rescorer: Rescorer,
+    scheduler: Scheduler | None,
+    *,
+    slack: str,
+) -> None:
+    """``GET /healthz``: 200 while the database answers (``degraded`` when a job is
+    stale), 503 when it does not."""
 
     @app.get("/healthz")
     async def healthz() -> Response:
@@ -310,16 +367,12 @@ def create_app(
                 "database": database,
                 "jobs": jobs,
                 "stale": stale,
-                "slack": slack_state,
+                "slack": slack,
                 "rescore": {"rounds": rescorer.rounds, "last_error": rescorer.last_error},
                 "host": scheduler.locks.host if scheduler else None,
             },
             status=200 if database["ok"] else 503,
         )
-
-    slack_state = _mount_slack(app, engine, config, settings)
-    _mount_web(app, engine, config, settings, scheduler)
-    return app
 
 
 def _mount_web(
@@ -328,16 +381,20 @@ def _mount_web(
     """The web dashboard, with what it may not import itself handed in as hooks: the
     bot's Slack message refresh, the sync destinations and the scheduler's job status."""
     from integration_signals.bot.tasks import refresh_task_message
-    from integration_signals.syncs.registry import DESTINATIONS
+    from integration_signals.schedules.compose import crm_links
+    from integration_signals.syncs import registry
     from integration_signals.web.app import WebHooks, create_web_app
 
     def task_changed(task_id: int) -> None:
         refresh_task_message(engine, settings, task_id, now=utcnow())
 
+    links = crm_links(config, settings)
     hooks = WebHooks(
         task_changed=task_changed,
-        destinations=lambda: list(DESTINATIONS),
+        destinations=registry.names,
         scheduler_status=scheduler.status if scheduler is not None else None,
+        record_urls=lambda: dict(links.urls),
+        record_labels=lambda: dict(links.labels),
     )
     app.include_router(create_web_app(engine, config, settings, hooks=hooks))
 
@@ -357,15 +414,22 @@ def _raw(message: Any) -> str:
     return orjson.dumps(message, default=str).decode()
 
 
-def _mount_slack(app: FastAPI, engine: Engine, config: Config, settings: Settings) -> str:
-    """The bot's ``POST /slack/events`` (it answers 503 itself while Slack is not
-    configured, so the endpoint exists either way)."""
-    from integration_signals.bot.http import slack_router
-
-    app.include_router(slack_router(engine, config, settings))
+def _slack_state(settings: Settings) -> str:
+    """What ``/healthz`` says about Slack."""
     if settings.slack_signing_secret is None or settings.slack_bot_token is None:
         return "POST /slack/events answers 503: set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN"
     return "POST /slack/events"
+
+
+def _mount_slack(app: FastAPI, engine: Engine, config: Config, settings: Settings) -> None:
+    """The bot's ``POST /slack/events`` (it answers 503 itself while Slack is not
+    configured, so the endpoint exists either way)."""
+    from integration_signals.bot.http import slack_router
+    from integration_signals.schedules.compose import crm_links
+
+    app.include_router(
+        slack_router(engine, config, settings, crm_links=crm_links(config, settings))
+    )
 
 
 # ---------------------------------------------------------------- the process

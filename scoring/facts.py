@@ -14,7 +14,7 @@ connection facts (or, for a past as-of, from the rollups of days <= D).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -293,10 +293,39 @@ def load_facts_conn(
     account_ids: Iterable[str] | None = None,
     usage: Any = None,
 ) -> dict[str, AccountFacts]:
+    """Facts as of ``as_of`` over one connection, in four steps: read the account and
+    connection rows, build their facts (forgetting what was not known yet at the
+    as-of day), add the rollup sums, then settle late connections and derive states.
+
+    ``usage`` (all accounts only) returns the ``(pass name, rows)`` of rollup passes
+    already running elsewhere: ``load_facts`` overlaps them with the first two steps."""
     catalog = integration_catalog(conn, config)
+    ids = None if account_ids is None else sorted(set(account_ids))
+    account_rows, conn_rows = _read_rows(conn, ids)
+    accounts = {
+        r[0]: AccountFacts(r[0], r[1], r[2], r[3], r[4], r[5], as_utc(r[6]), as_of)
+        for r in account_rows
+    }
+    cutoff = cutoff_of(as_of)
+    by_id, late = _connection_facts(conn_rows, accounts, catalog, cutoff)
+    if not by_id:
+        return accounts
+    targets = None if ids is None else list(by_id)
+    batches = (
+        usage() if targets is None and usage is not None else _usage_passes(conn, as_of, targets)
+    )
+    seen = _add_usage(by_id, batches, track=bool(late))
+    if late:
+        _settle_late(conn, accounts, by_id, late, seen, as_of, cutoff)
+    _derive_states(by_id.values(), as_of)
+    return accounts
+
+
+def _read_rows(conn: DBConnection, ids: list[str] | None) -> tuple[list[Any], list[Any]]:
+    """The account rows and connection rows of every account (``ids`` None) or of
+    ``ids``, read in chunks that keep each ``IN`` list short."""
     a = Account.__table__
     c = Connection.__table__
-    ids = None if account_ids is None else sorted(set(account_ids))
     acct_cols = (
         a.c.account_id,
         a.c.name,
@@ -306,8 +335,6 @@ def load_facts_conn(
         a.c.api_limit_daily,
         a.c.created_at,
     )
-    account_rows: list[Any] = []
-    conn_rows: list[Any] = []
     # Raw text for timestamps and JSON, parsed below: several times faster than the
     # column types' result processing over 50,000 rows.
     conn_cols = [
@@ -315,19 +342,26 @@ def load_facts_conn(
         for name in _CONN_COLS
     ]
     if ids is None:
-        account_rows = list(conn.execute(select(*acct_cols)))
-        conn_rows = list(conn.execute(select(*conn_cols)))
-    else:
-        for part in chunked(ids, _CHUNK):
-            account_rows += conn.execute(select(*acct_cols).where(a.c.account_id.in_(part))).all()
-            conn_rows += conn.execute(select(*conn_cols).where(c.c.account_id.in_(part))).all()
-    accounts = {
-        r[0]: AccountFacts(r[0], r[1], r[2], r[3], r[4], r[5], as_utc(r[6]), as_of)
-        for r in account_rows
-    }
-    cutoff = cutoff_of(as_of)
+        return list(conn.execute(select(*acct_cols))), list(conn.execute(select(*conn_cols)))
+    account_rows: list[Any] = []
+    conn_rows: list[Any] = []
+    for part in chunked(ids, _CHUNK):
+        account_rows += conn.execute(select(*acct_cols).where(a.c.account_id.in_(part))).all()
+        conn_rows += conn.execute(select(*conn_cols).where(c.c.account_id.in_(part))).all()
+    return account_rows, conn_rows
+
+
+def _connection_facts(
+    conn_rows: Iterable[Any],
+    accounts: dict[str, AccountFacts],
+    catalog: dict[str, IntegrationInfo],
+    cutoff: datetime,
+) -> tuple[dict[str, ConnectionFacts], list[str]]:
+    """Each connection row of a loaded account as facts, appended to its account, by
+    connection id; and the ids of "late" connections, with events at or after
+    ``cutoff``, whose facts not known yet at the cutoff are forgotten (and replayed)."""
     by_id: dict[str, ConnectionFacts] = {}
-    late: list[str] = []  # connections with events after the as-of day
+    late: list[str] = []
     for r in conn_rows:
         account = accounts.get(r[1])
         if account is None:
@@ -344,43 +378,66 @@ def load_facts_conn(
             _forget_after(f, cutoff)
         by_id[f.connection_id] = f
         account.connections.append(f)
-    if not by_id:
-        return accounts
-    targets = None if ids is None else list(by_id)
+    return by_id, late
+
+
+def _usage_passes(
+    conn: DBConnection, as_of: date, targets: list[str] | None
+) -> Iterator[tuple[str, Any]]:
+    """Run the rollup passes here, one after another: over every connection
+    (``targets`` None) or over ``targets`` in chunks."""
+    parts: list[list[str] | None] = [None] if targets is None else list(chunked(targets, _CHUNK))
+    for name in _PASSES:
+        for part in parts:
+            yield name, conn.execute(_usage_query(as_of, name, part))
+
+
+def _add_usage(
+    by_id: dict[str, ConnectionFacts], batches: Iterable[tuple[str, Any]], *, track: bool
+) -> set[str]:
+    """Set each pass's sums on the facts of its connections. With ``track``, returns
+    the connections that had any rollup row (else an empty set)."""
     seen: set[str] = set()
-    if targets is None and usage is not None:
-        batches: Iterable[tuple[str, Any]] = usage()
-    else:
-        batches = (
-            (name, conn.execute(_usage_query(as_of, name, part)))
-            for name in _PASSES
-            for part in ([None] if targets is None else list(chunked(targets, _CHUNK)))
-        )
     for name, rows in batches:
         fields = _PASSES[name][2]
         for row in rows:
             f = by_id.get(row[0])
             if f is None:
                 continue
-            if late:
+            if track:
                 seen.add(f.connection_id)
             for field_name, value in zip(fields, row[1:], strict=True):
                 setattr(f, field_name, int(value or 0))
-    if late:
-        seen |= _replay_lifecycle(conn, by_id, late, as_of, cutoff)
-        for cid in late:
-            f = by_id[cid]
-            if cid not in seen and f.installed_at is None and f.setup_started_at is None:
-                # Nothing about this connection had happened by the as-of day.
-                del by_id[cid]
-                accounts[f.account_id].connections.remove(f)
-    for f in by_id.values():
+    return seen
+
+
+def _settle_late(
+    conn: DBConnection,
+    accounts: dict[str, AccountFacts],
+    by_id: dict[str, ConnectionFacts],
+    late: list[str],
+    seen: set[str],
+    as_of: date,
+    cutoff: datetime,
+) -> None:
+    """Replay the late connections' lifecycle up to the cutoff, and drop those of which
+    nothing had happened by the as-of day (no rollup, no event, never set up)."""
+    seen |= _replay_lifecycle(conn, by_id, late, as_of, cutoff)
+    for cid in late:
+        f = by_id[cid]
+        if cid not in seen and f.installed_at is None and f.setup_started_at is None:
+            del by_id[cid]
+            accounts[f.account_id].connections.remove(f)
+
+
+def _derive_states(facts: Iterable[ConnectionFacts], as_of: date) -> None:
+    """The latest success and failure days, and the state, of each connection."""
+    for f in facts:
         if f.last_success_at is not None:
             f.last_success_day = f.last_success_at.date()
         if f.last_failure_at is not None:
             f.last_failure_day = f.last_failure_at.date()
         f.state = connection_state(f, as_of)
-    return accounts
 
 
 def _dt(value: Any) -> datetime | None:

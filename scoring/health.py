@@ -48,7 +48,7 @@ def account_health(
     record_urls: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The health document of one account as of ``as_of``'s UTC day. ``record_urls``
-    (CRM -> URL template with ``{id}``, see ``config.crm_record_urls``) fills
+    (destination -> URL template with ``{id}``, from the destination registry) fills
     ``crm_links`` for the records the account is known under."""
     as_of = as_utc(as_of)  # type: ignore[assignment]
     day = as_of.date()
@@ -84,7 +84,7 @@ def account_health(
         item.update(
             errors.get(item["connection_id"], {"last_error": None, "last_failure_at": None})
         )
-    crm = {"salesforce_id": account["salesforce_id"], "hubspot_id": account["hubspot_id"]}
+    crm = crm_records(account)
     return {
         "account_id": account_id,
         "name": account["name"],
@@ -178,6 +178,16 @@ def _recent_signals(conn: Any, account_id: str, *, since: datetime) -> list[dict
         .limit(20)
     ).mappings()
     return [dict(r) for r in rows]
+
+
+def crm_records(account: Any) -> dict[str, Any]:
+    """The account's CRM record ids: its ``salesforce_id`` and ``hubspot_id`` columns,
+    and any other destination's ``<name>_id`` kept in its traits."""
+    records = {"salesforce_id": account["salesforce_id"], "hubspot_id": account["hubspot_id"]}
+    for key, value in sorted((account["traits"] or {}).items()):
+        if key.endswith("_id") and key not in records and isinstance(value, str | int):
+            records[key] = value
+    return records
 
 
 def integrations_of(facts: AccountFacts) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ import numpy as np
 from sqlalchemy import Engine, func, select
 
 from integration_signals.config import Config, ImpactConfig
+from integration_signals.scoring.exceptions import ImpactError
 from integration_signals.store.models import Account, Connection, DailyUsage, Integration
 from integration_signals.store.sql import as_utc
 
@@ -44,10 +45,6 @@ NO_EFFECT = "no measurable effect: question continued investment"
 def aware(value: datetime) -> datetime:
     """``value`` as an aware UTC datetime (a naive one is taken to be UTC)."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class ImpactError(ValueError):
-    """The analysis cannot run as asked; the message says which input and what to do."""
 
 
 # ---------------------------------------------------------------- the population

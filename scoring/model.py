@@ -24,16 +24,13 @@ from sqlalchemy import Engine, select
 
 from integration_signals.config import SEGMENTS, Config
 from integration_signals.scoring.backtest import auc, outcomes
+from integration_signals.scoring.exceptions import ModelError
 from integration_signals.scoring.facts import AccountFacts, cutoff_of, load_facts
 from integration_signals.scoring.impact import adopters, aware, integration_keys
 from integration_signals.store.models import KeyValue
 from integration_signals.store.sql import upsert
 
 KV_KEY = "outcome_model"
-
-
-class ModelError(ValueError):
-    """The model cannot be trained or used as asked; the message says what to do."""
 
 
 def account_features(f: AccountFacts, keys: list[str]) -> dict[str, float]:

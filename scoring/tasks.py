@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, select, update
 from sqlalchemy.engine import Connection
 
+from integration_signals.scoring.exceptions import TaskRefused
 from integration_signals.store.models import Task, TaskEvent
 from integration_signals.store.sql import as_utc
 
@@ -23,15 +24,6 @@ STATUSES = (OPEN, CLAIMED, DONE, SNOOZED)
 SYSTEM = "system"
 MAX_SNOOZE_DAYS = 90
 _RETRIES = 5
-
-
-class TaskRefused(Exception):
-    """A task operation that cannot be done; the message says why and what to do."""
-
-    def __init__(self, message: str, *, task_id: int, status: str | None = None) -> None:
-        super().__init__(message)
-        self.task_id = task_id
-        self.status = status
 
 
 def record_event(

@@ -10,12 +10,16 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
-from integration_signals.config import Config, Settings
+from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic_settings import BaseSettings
+
+from integration_signals.config import Config, ConfigError, Settings, deep_merge, error_line
 from integration_signals.syncs.exceptions import BatchRejected
 
 REASON_MAX = 255
+SectionModel = TypeVar("SectionModel", bound=BaseModel)
 BAND_ORDER = {"healthy": 0, "watch": 1, "at_risk": 2}
 
 
@@ -282,15 +286,94 @@ def write_isolating(
         return write_isolating(batch[:mid], write) + write_isolating(batch[mid:], write)
 
 
+class TaskSink(Protocol):
+    """A sink that also writes playbook tasks as CRM records (``PlaybookTasks``)."""
+
+    def check_task_fields(self) -> None:
+        """Raise ``MissingFields`` when the CRM lacks a field the tasks need."""
+
+    def write_tasks(self, changes: Sequence[RecordChange]) -> Iterator[list[RecordResult]]:
+        """Create or update the tasks; one list of results per confirmed batch."""
+        ...
+
+
+@dataclass(frozen=True)
+class PlaybookTasks:
+    """Optional capability: open playbook tasks written as CRM records (Salesforce Tasks
+    on the Account), diffed against the ledger like fields. The runner asks every
+    destination for it; the destination's sink must then be a ``TaskSink``."""
+
+    enabled: Callable[[Config], bool]  # the destination's config switch
+    # (task row, CRM record id of its account) -> field -> value
+    values: Callable[[Mapping[str, Any], str], dict[str, str]]
+
+
+def validate_section(config: Config, name: str, model: type[SectionModel]) -> SectionModel:
+    """The ``[syncs.<name>]`` table over the model's defaults (a partial ``fields`` table
+    merges with them, as it does with defaults.toml's), typed; raises ValidationError."""
+    return model.model_validate(deep_merge(model().model_dump(), config.syncs.section(name)))
+
+
+def load_section(config: Config, name: str, model: type[SectionModel]) -> SectionModel:
+    """The ``[syncs.<name>]`` table typed by the destination's settings model.
+
+    The CLI root and ``signals serve`` already refused a bad table at start-up (with
+    the file's name); this check is for callers that built their config themselves."""
+    try:
+        return validate_section(config, name, model)
+    except ValidationError as exc:
+        raise ConfigError(error_line("in use", exc, prefix=("syncs", name))) from None
+
+
+def _no_record_url(config: Config, settings: Settings) -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Destination:
-    """What the runner needs to know about one CRM."""
+    """Everything the rest of the project knows about one CRM. A destination is one
+    folder ``syncs/<name>/`` whose ``__init__`` exposes ``DESTINATION``; the registry
+    finds it, and the runner, the schedules, the CLI and the bot's links ask it.
+
+    ``settings_model`` types its ``[syncs.<name>]`` TOML table; ``env_model`` declares
+    its environment variables (a pydantic-settings model read via ``Settings.env``):
+    its ``SecretStr`` fields are the secrets every report is redacted of.
+    """
 
     name: str
     label: str  # "Salesforce"
-    id_column: str  # the accounts column holding this CRM's record id
+    target: str  # what it writes, for help texts: "Salesforce Account fields"
     credentials_hint: str
+    settings_model: type[BaseModel]
+    env_model: type[BaseSettings]
     has_credentials: Callable[[Settings], bool]
     field_map: Callable[[Config], dict[str, str]]
     open_sink: Callable[[Config, Settings], Sink]
+    # The accounts column holding this CRM's record id; None: the account's
+    # ``traits["<name>_id"]``, else matching by domain alone.
+    id_column: str | None = None
     record_id: Callable[[str], str] = str  # the CRM's canonical form of a record id
+    # A link to one record, ``{id}`` where the record id goes (the bot's CRM links).
+    record_url: Callable[[Config, Settings], str | None] = _no_record_url
+    playbook_tasks: PlaybookTasks | None = None
+    # Optional capability: create the fields the sync writes in the CRM (idempotent);
+    # returns a report with ``as_json()``. `signals provision <name>` calls it.
+    provision: Callable[[Config, Settings], Any] | None = None
+
+    @property
+    def id_key(self) -> str:
+        """Where an account keeps this CRM's record id: a column or a traits key."""
+        return self.id_column or f"{self.name}_id"
+
+    def sync_config(self, config: Config) -> Any:
+        """The ``[syncs.<name>]`` table, typed by ``settings_model``."""
+        return load_section(config, self.name, self.settings_model)
+
+    def secrets(self, settings: Settings) -> list[str]:
+        """The secret values among this destination's environment variables."""
+        env = settings.env(self.env_model)
+        values = [getattr(env, name) for name in type(env).model_fields]
+        return [v.get_secret_value() for v in values if isinstance(v, SecretStr)]
+
+    def tasks_enabled(self, config: Config) -> bool:
+        return self.playbook_tasks is not None and self.playbook_tasks.enabled(config)

@@ -41,9 +41,20 @@ def _segments(raw: Any) -> tuple[str, ...]:
     return tuple(raw or ())
 
 
-def load_accounts(conn: Connection, id_column: str) -> list[SyncAccount]:
-    """Every scored account with its values (scoring's and signals' results)."""
+def _trait(raw: Any, key: str) -> str | None:
+    if isinstance(raw, str | bytes):
+        raw = orjson.loads(raw)
+    value = (raw or {}).get(key) if isinstance(raw, dict) else None
+    return None if value is None else str(value)
+
+
+def load_accounts(conn: Connection, id_key: str) -> list[SyncAccount]:
+    """Every scored account with its values (scoring's and signals' results).
+
+    ``id_key`` names where the account keeps this CRM's record id: an accounts column
+    (``salesforce_id``) or, for a destination without one, a key of ``traits``."""
     a, s = accounts_t.c, scores_t.c
+    in_column = id_key in a
     rows = conn.execute(
         select(
             s.account_id,
@@ -56,7 +67,7 @@ def load_accounts(conn: Connection, id_column: str) -> list[SyncAccount]:
             a.mrr,
             a.name,
             a.domain,
-            a[id_column].label("crm_id"),
+            (a[id_key] if in_column else a.traits).label("crm_id"),
         )
         .select_from(scores_t.join(accounts_t, a.account_id == s.account_id))
         .order_by(s.account_id)
@@ -75,7 +86,7 @@ def load_accounts(conn: Connection, id_column: str) -> list[SyncAccount]:
             ),
             name=r.name,
             domain=r.domain,
-            crm_id=(r.crm_id or "").strip() or None,
+            crm_id=((r.crm_id if in_column else _trait(r.crm_id, id_key)) or "").strip() or None,
         )
         for r in rows
     ]

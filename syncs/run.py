@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine
 
 from integration_signals.config import Config, Settings
 from integration_signals.syncs import ledger
 from integration_signals.syncs.contract import (
+    AccountValues,
+    Destination,
+    Plan,
     RecordChange,
     RecordResult,
     Sink,
+    TaskSink,
     make_plan,
     record_values,
     to_fields,
@@ -29,8 +33,9 @@ from integration_signals.syncs.exceptions import (
     SyncError,
     SyncStopped,
 )
+from integration_signals.syncs.ledger import SyncAccount
 from integration_signals.syncs.matching import match_accounts
-from integration_signals.syncs.registry import get_destination
+from integration_signals.syncs.registry import get_destination, redact
 
 log = logging.getLogger("syncs")
 
@@ -59,7 +64,7 @@ class SyncReport:
     error: str | None = None
     resume_after: str | None = None
     missing_fields: list[str] = field(default_factory=list)
-    tasks: dict[str, int] | None = None  # Salesforce Tasks, when playbook_tasks is on
+    tasks: dict[str, int] | None = None  # playbook tasks, when the destination writes them
     resumed: int = 0  # records confirmed by an interrupted run's Bulk job
     usage: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
@@ -96,28 +101,48 @@ class SyncReport:
         }
 
 
-def _redact(text: str | None, settings: Settings) -> str | None:
-    """Belt and braces: no credential value ever reaches a report or a run record."""
-    if not text:
-        return text
-    for secret in (
-        settings.salesforce_access_token,
-        settings.salesforce_password,
-        settings.salesforce_security_token,
-        settings.hubspot_access_token,
-    ):
-        value = secret.get_secret_value() if secret is not None else ""
-        if value and len(value) >= 4:
-            text = text.replace(value, "***")
-    return text
-
-
 def _change_json(change: RecordChange) -> dict[str, Any]:
     return {
         "record_id": change.record_id,
         "account_ids": list(change.account_ids),
         "fields": {f: {"old": old, "new": new} for f, (old, new) in change.changes.items()},
     }
+
+
+@dataclass
+class _Run:
+    """One run as it moves through the steps of ``run_sync``."""
+
+    engine: Engine
+    config: Config
+    settings: Settings
+    dest: Destination
+    report: SyncReport
+    now: datetime
+    force: bool = False
+    progress: Callable[[int, int], None] | None = None
+    has_credentials: bool = False
+    field_map: dict[str, str] = field(default_factory=dict)
+    accounts: list[SyncAccount] = field(default_factory=list)
+    remembered: dict[str, str] = field(default_factory=dict)
+    written: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    sink: Sink | None = None
+    record_of: dict[str, str] = field(default_factory=dict)
+    plan: Plan = field(default_factory=Plan)
+
+    @property
+    def name(self) -> str:
+        return self.dest.name
+
+    @property
+    def dry_run(self) -> bool:
+        return self.report.dry_run
+
+    def stop(self, why: str) -> None:
+        """A guard fired: note why; a real run stops here, a dry run goes on."""
+        self.report.blocked = why
+        if not self.dry_run:
+            raise SyncStopped(why, destination=self.name)
 
 
 def run_sync(
@@ -132,7 +157,7 @@ def run_sync(
     now: datetime,
     progress: Callable[[int, int], None] | None = None,
 ) -> SyncReport:
-    """Sync computed values into one destination (``salesforce`` or ``hubspot``).
+    """Sync computed values into one registered destination (``salesforce``, ``hubspot``).
 
     Writes only what differs from the ledger; records each confirmed batch at once, so
     a run killed at any point is finished by the next one. ``dry_run`` writes nothing
@@ -144,91 +169,18 @@ def run_sync(
     report = SyncReport(destination=destination, dry_run=dry_run, full=full)
     with engine.begin() as conn:
         report.run_id = ledger.start_run(conn, destination, dry_run=dry_run, full=full, now=now)
-    sink: Sink | None = None
+    run = _Run(engine, config, settings, dest, report, now, force=force, progress=progress)
     try:
-        has_credentials = dest.has_credentials(settings)
-        if not has_credentials and not dry_run:
-            raise FatalSyncError(
-                f"no {dest.label} credentials; {dest.credentials_hint}"
-                f" (or use --dry-run to see the plan)",
-                destination=destination,
-            )
-        field_map = dest.field_map(config)
-        with engine.connect() as conn:
-            accounts = ledger.load_accounts(conn, dest.id_column)
-            remembered = ledger.load_matches(conn, destination)
-            written = ledger.load_ledger(conn, destination)
-            stale = ledger.feed_stale_open(conn)
-        if stale:
-            report.blocked = (
-                "the event feed is stale (feed_stale signal open): no CRM writes until"
-                " events flow again"
-            )
-            if not dry_run:
-                raise SyncStopped(report.blocked, destination=destination)
-        sink = dest.open_sink(config, settings) if has_credentials else None
-        if sink is not None and not dry_run:
-            written = _resume_pending(engine, sink, report, written, now=now)
-
-        matches = match_accounts(
-            accounts,
-            remembered,
-            crm=dest.label,
-            id_column=dest.id_column,
-            finder=sink.find_by_domain if sink is not None else None,
-            canonical=dest.record_id,
-        )
-        report.unmatched_accounts = [
-            {"account_id": a, "reason": r} for a, r in sorted(matches.unmatched.items())
-        ]
-        if matches.found_by_domain and not dry_run:
-            with engine.begin() as conn:
-                ledger.save_matches(conn, destination, matches.found_by_domain, now=now)
-
-        by_record: dict[str, list[Any]] = {}
-        for acc in accounts:
-            record_id = matches.record_of.get(acc.values.account_id)
-            if record_id is not None:
-                by_record.setdefault(record_id, []).append(acc.values)
-        records = {
-            rid: (
-                tuple(sorted(v.account_id for v in vals)),
-                to_fields(record_values(vals), field_map),
-            )
-            for rid, vals in by_record.items()
-        }
-        plan = make_plan(records, written, band_field=field_map.get("band"), full=full)
-        report.planned, report.unchanged = plan.planned, plan.unchanged
-        guard = None if force else plan.band_guard(config.syncs.band_change_guard)
-        if guard:
-            report.blocked = guard
-            if not dry_run:
-                raise SyncStopped(guard, destination=destination)
-
+        _check_credentials(run)
+        _load(run)
+        _open_sink(run)
+        _match(run)
+        _plan(run)
         if dry_run:
-            report.changes = [_change_json(c) for c in plan.changes[:CHANGES_SHOWN]]
-            if sink is not None and plan.changes:
-                try:
-                    sink.check_fields(field_map.values())
-                except FatalSyncError as exc:
-                    report.missing_fields = list(getattr(exc, "fields", []))
-                    report.error = exc.message
-            report.status = "dry_run"
+            _preview(run)
             return report
-
-        if plan.changes:
-            assert sink is not None
-            sink.prepare(field_map.values())
-            by_id = {c.record_id: c for c in plan.changes}
-            done = 0
-            for results in sink.write_batches(plan.changes):
-                _record_batch(engine, destination, report, by_id, results, now=now)
-                done += len(results)
-                if progress is not None:
-                    progress(done, len(plan.changes))
-        if destination == "salesforce" and config.syncs.salesforce.playbook_tasks:
-            assert sink is not None
-            _sync_tasks(engine, sink, report, matches.record_of, written, now=now)
+        _write(run)
+        _capabilities(run)
         report.status = "ok"
     except SyncStopped as exc:
         report.status = "stopped"
@@ -250,14 +202,146 @@ def run_sync(
         report.error = "interrupted; confirmed batches are in the ledger, the next run finishes"
         raise
     finally:
-        report.error = _redact(report.error, settings)
-        if sink is not None:
-            report.api_calls = sink.api_calls
-            report.write_calls = sink.write_calls
-            report.usage = sink.usage()
-        report.seconds = round(time.perf_counter() - started, 3)
-        _finish(engine, report, now=now)
+        _close(run, started)
     return report
+
+
+def _check_credentials(run: _Run) -> None:
+    """Credentials are needed for everything but a dry run."""
+    dest = run.dest
+    run.has_credentials = dest.has_credentials(run.settings)
+    if not run.has_credentials and not run.dry_run:
+        raise FatalSyncError(
+            f"no {dest.label} credentials; {dest.credentials_hint}"
+            f" (or use --dry-run to see the plan)",
+            destination=dest.name,
+        )
+    run.field_map = dest.field_map(run.config)
+
+
+def _load(run: _Run) -> None:
+    """Accounts with their values, remembered matches and the ledger; no writes while
+    the event feed is stale."""
+    with run.engine.connect() as conn:
+        run.accounts = ledger.load_accounts(conn, run.dest.id_key)
+        run.remembered = ledger.load_matches(conn, run.name)
+        run.written = ledger.load_ledger(conn, run.name)
+        stale = ledger.feed_stale_open(conn)
+    if stale:
+        run.stop(
+            "the event feed is stale (feed_stale signal open): no CRM writes until"
+            " events flow again"
+        )
+
+
+def _open_sink(run: _Run) -> None:
+    """The sink, when there are credentials; a real run first finishes the bookkeeping
+    of an interrupted run's asynchronous job."""
+    if not run.has_credentials:
+        return
+    run.sink = run.dest.open_sink(run.config, run.settings)
+    if not run.dry_run:
+        run.written = _resume_pending(run.engine, run.sink, run.report, run.written, now=run.now)
+
+
+def _match(run: _Run) -> None:
+    """Which record each account belongs to; new domain matches are remembered."""
+    dest, sink = run.dest, run.sink
+    matches = match_accounts(
+        run.accounts,
+        run.remembered,
+        crm=dest.label,
+        id_column=dest.id_key,
+        finder=sink.find_by_domain if sink is not None else None,
+        canonical=dest.record_id,
+    )
+    run.report.unmatched_accounts = [
+        {"account_id": a, "reason": r} for a, r in sorted(matches.unmatched.items())
+    ]
+    if matches.found_by_domain and not run.dry_run:
+        with run.engine.begin() as conn:
+            ledger.save_matches(conn, run.name, matches.found_by_domain, now=run.now)
+    run.record_of = matches.record_of
+
+
+def _plan(run: _Run) -> None:
+    """Values per record, diffed against the ledger; the band guard may stop the run."""
+    by_record: dict[str, list[AccountValues]] = {}
+    for acc in run.accounts:
+        record_id = run.record_of.get(acc.values.account_id)
+        if record_id is not None:
+            by_record.setdefault(record_id, []).append(acc.values)
+    records = {
+        rid: (
+            tuple(sorted(v.account_id for v in vals)),
+            to_fields(record_values(vals), run.field_map),
+        )
+        for rid, vals in by_record.items()
+    }
+    full = run.report.full
+    run.plan = make_plan(records, run.written, band_field=run.field_map.get("band"), full=full)
+    run.report.planned, run.report.unchanged = run.plan.planned, run.plan.unchanged
+    guard = None if run.force else run.plan.band_guard(run.config.syncs.band_change_guard)
+    if guard:
+        run.stop(guard)
+
+
+def _preview(run: _Run) -> None:
+    """A dry run lists the planned changes and names fields the CRM lacks."""
+    report = run.report
+    report.changes = [_change_json(c) for c in run.plan.changes[:CHANGES_SHOWN]]
+    if run.sink is not None and run.plan.changes:
+        try:
+            run.sink.check_fields(run.field_map.values())
+        except FatalSyncError as exc:
+            report.missing_fields = list(getattr(exc, "fields", []))
+            report.error = exc.message
+    report.status = "dry_run"
+
+
+def _write(run: _Run) -> None:
+    """Write the planned changes, recording every confirmed batch at once."""
+    changes = run.plan.changes
+    if not changes:
+        return
+    sink = run.sink
+    assert sink is not None
+    sink.prepare(run.field_map.values())
+    by_id = {c.record_id: c for c in changes}
+    done = 0
+    for results in sink.write_batches(changes):
+        _record_batch(run.engine, run.name, run.report, by_id, results, now=run.now)
+        done += len(results)
+        if run.progress is not None:
+            run.progress(done, len(changes))
+
+
+def _capabilities(run: _Run) -> None:
+    """What the destination can do beyond fields, when its config switches it on."""
+    tasks = run.dest.playbook_tasks
+    if tasks is not None and tasks.enabled(run.config):
+        assert run.sink is not None
+        _sync_tasks(
+            run.engine,
+            cast(TaskSink, run.sink),
+            run.report,
+            run.record_of,
+            run.written,
+            values=tasks.values,
+            now=run.now,
+        )
+
+
+def _close(run: _Run, started: float) -> None:
+    """Whatever happened: redact, count the API calls, record the run."""
+    report, sink = run.report, run.sink
+    report.error = redact(report.error, run.settings)
+    if sink is not None:
+        report.api_calls = sink.api_calls
+        report.write_calls = sink.write_calls
+        report.usage = sink.usage()
+    report.seconds = round(time.perf_counter() - started, 3)
+    _finish(run.engine, report, now=run.now)
 
 
 def _resume_pending(
@@ -295,17 +379,17 @@ def _resume_pending(
 
 def _sync_tasks(
     engine: Engine,
-    sink: Any,
+    sink: TaskSink,
     report: SyncReport,
     record_of: dict[str, str],
     written: dict[str, dict[str, str | None]],
     *,
+    values: Callable[[Mapping[str, Any], str], dict[str, str]],
     now: datetime,
 ) -> None:
-    """Playbook tasks as Salesforce Tasks on the matched Account: new ones created,
-    changed ones (claimed, done, snoozed) updated; diffed against the ledger like fields."""
-    from integration_signals.syncs.salesforce.mapping import task_values
-
+    """Playbook tasks as CRM records on the matched account (Salesforce Tasks): new ones
+    created, changed ones (claimed, done, snoozed) updated; diffed against the ledger
+    like fields. ``values``: the destination's task -> field values."""
     with engine.connect() as conn:
         tasks = ledger.load_tasks(conn, record_of)
     records = {}
@@ -313,7 +397,7 @@ def _sync_tasks(
         key = f"task:{task['id']}"
         if task["status"] == "done" and key not in written:
             continue  # finished before it was ever written: nothing to show
-        records[key] = ((task["account_id"],), task_values(task, record_of[task["account_id"]]))
+        records[key] = ((task["account_id"],), values(task, record_of[task["account_id"]]))
     plan = make_plan(records, written, band_field=None)
     # An upsert may create the Task (deleted in Salesforce, or never confirmed): send it whole.
     changes = [
@@ -347,7 +431,7 @@ def _record_batch(
     tasks: bool = False,
 ) -> None:
     """Enter one confirmed batch into the ledger and the run record, in one transaction.
-    ``tasks``: the batch holds Salesforce Tasks, counted apart from records."""
+    ``tasks``: the batch holds playbook tasks, counted apart from records."""
     for r in results:
         if tasks and report.tasks is not None:
             report.tasks["written" if r.ok else "failed"] += 1

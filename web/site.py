@@ -32,7 +32,7 @@ from sqlalchemy import Engine
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from integration_signals.config import Config, Settings, crm_record_urls
+from integration_signals.config import Config, Settings
 from integration_signals.store.jsonio import dumps, iso
 from integration_signals.web import auth
 from integration_signals.web.auth import Actor, LoginThrottle
@@ -89,6 +89,10 @@ class WebHooks:
     destinations: Callable[[], list[str]] | None = None
     # The scheduler's job status (what /healthz reports under "jobs").
     scheduler_status: Callable[[], dict[str, Any]] | None = None
+    # Per destination: the link template of one CRM record (``{id}`` marks the id) and
+    # its label, from the destination registry.
+    record_urls: Callable[[], dict[str, str]] | None = None
+    record_labels: Callable[[], dict[str, str]] | None = None
 
 
 # ---------------------------------------------------------------- page errors
@@ -304,7 +308,11 @@ class Site:
 
     @property
     def record_urls(self) -> dict[str, str]:
-        return crm_record_urls(self.config, self.settings)
+        return self.hooks.record_urls() if self.hooks.record_urls is not None else {}
+
+    @property
+    def record_labels(self) -> dict[str, str]:
+        return self.hooks.record_labels() if self.hooks.record_labels is not None else {}
 
     async def run(self, work: Callable[[], T]) -> T:
         """Blocking work (the database) off the event loop."""

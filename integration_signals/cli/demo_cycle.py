@@ -235,25 +235,15 @@ def _one_per_kind(rows: list[Any]) -> list[Any]:
     return picked
 
 
-_CREDENTIALS = (
-    "salesforce_instance_url",
-    "salesforce_access_token",
-    "salesforce_username",
-    "salesforce_password",
-    "salesforce_security_token",
-    "hubspot_access_token",
-)
-
-
 def crm_preview(rt: Runtime, *, now: datetime, account_id: str = "acme") -> dict[str, Any]:
     """What a sync would write to each CRM, as a dry run that contacts no CRM (the demo
     never writes to a real one): counts, and the planned changes of ``account_id``."""
-    from integration_signals.syncs.registry import DESTINATIONS
+    from integration_signals.syncs.registry import names, without_credentials
     from integration_signals.syncs.run import run_sync
 
-    offline = rt.settings.model_copy(update=dict.fromkeys(_CREDENTIALS))
+    offline = without_credentials(rt.settings)
     preview: dict[str, Any] = {}
-    for destination in DESTINATIONS:
+    for destination in names():
         report = run_sync(rt.engine, rt.config, offline, destination, dry_run=True, now=now)
         data = report.as_json()
         reasons: dict[str, int] = {}
@@ -276,6 +266,7 @@ def demo_slack(rt: Runtime, *, as_of: datetime) -> dict[str, Any]:
     posted when Slack is configured, otherwise counted (no network needed)."""
     from integration_signals.bot import views
     from integration_signals.bot.tasks import post_pending_tasks
+    from integration_signals.schedules.compose import crm_links
 
     answer = views.answer(
         rt.engine,
@@ -284,6 +275,7 @@ def demo_slack(rt: Runtime, *, as_of: datetime) -> dict[str, Any]:
         views.parse_command("acme"),
         channel_id=None,
         now=as_of,
+        crm_links=crm_links(rt.config, rt.settings),
     )
     t = models.Task.__table__
     with rt.engine.connect() as conn:

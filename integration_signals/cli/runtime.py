@@ -48,7 +48,13 @@ class Runtime:
 
     @cached_property
     def config(self) -> Config:
-        return self.settings.config
+        """The TOML config, with every destination's ``[syncs.<name>]`` table validated
+        by the destination (config sits below the syncs layer and cannot know them)."""
+        from integration_signals.syncs.registry import validate_config
+
+        config = self.settings.config
+        validate_config(config, self.settings.config_source)
+        return config
 
     @cached_property
     def engine(self) -> Engine:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from integration_signals.config import Config
+from integration_signals.syncs.hubspot.settings import sync_config
 
 BAND_OPTIONS = [("Healthy", "healthy"), ("Watch", "watch"), ("At risk", "at_risk")]
 
@@ -44,7 +45,7 @@ DEFINITIONS: dict[str, tuple[str, str, str, str]] = {
 
 
 def field_map(config: Config) -> dict[str, str]:
-    return {k: v for k, v in config.syncs.hubspot.fields.items() if v}
+    return {k: v for k, v in sync_config(config).fields.items() if v}
 
 
 def property_definition(key: str, name: str, group: str) -> dict[str, Any]:

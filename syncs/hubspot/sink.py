@@ -20,6 +20,7 @@ from integration_signals.syncs.contract import (
 from integration_signals.syncs.exceptions import FatalSyncError, MissingFields
 from integration_signals.syncs.hubspot import mapping
 from integration_signals.syncs.hubspot.client import HubSpotClient
+from integration_signals.syncs.hubspot.settings import sync_config
 
 
 def _ids_of(error: dict[str, Any]) -> list[str]:
@@ -35,7 +36,7 @@ class HubSpotSink:
 
     def __init__(self, config: Config, settings: Settings, client: HubSpotClient | None = None):
         self.config = config
-        self.cfg = config.syncs.hubspot
+        self.cfg = sync_config(config)
         self.client = client or HubSpotClient(settings, config.syncs)
         self.write_calls = 0
         self._lock = threading.Lock()
@@ -144,7 +145,7 @@ class ProvisionReport:
 def provision(config: Config, settings: Settings) -> ProvisionReport:
     """Create the property group and every mapped property that is missing (idempotent:
     a second run creates nothing)."""
-    cfg = config.syncs.hubspot
+    cfg = sync_config(config)
     client = HubSpotClient(settings, config.syncs)
     report = ProvisionReport(group=cfg.property_group)
     if not client.group_exists(cfg.property_group):

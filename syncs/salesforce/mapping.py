@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from integration_signals.config import Config
+from integration_signals.syncs.salesforce.settings import sync_config
 
 # value name -> (SFDX field type, length/precision note) for the shipped metadata.
 KINDS: dict[str, str] = {
@@ -38,7 +39,7 @@ def record_id(value: str) -> str:
 
 
 def field_map(config: Config) -> dict[str, str]:
-    return {k: v for k, v in config.syncs.salesforce.fields.items() if v}
+    return {k: v for k, v in sync_config(config).fields.items() if v}
 
 
 def _kind_of(field_map: Mapping[str, str]) -> dict[str, str]:

@@ -19,6 +19,7 @@ from integration_signals.syncs.contract import RecordChange, RecordResult, chunk
 from integration_signals.syncs.exceptions import FatalSyncError, MissingFields, RetriableError
 from integration_signals.syncs.salesforce import mapping
 from integration_signals.syncs.salesforce.client import SalesforceClient
+from integration_signals.syncs.salesforce.settings import sync_config
 
 DEPLOY_HINT = "deploy force-app/ with `sf project deploy start --source-dir force-app`"
 
@@ -49,7 +50,7 @@ class SalesforceSink:
         *,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.cfg = config.syncs.salesforce
+        self.cfg = sync_config(config)
         self.fields = mapping.field_map(config)
         self.client = SalesforceClient(settings, config.syncs, sleep=sleep)
         self._sleep = sleep

@@ -42,6 +42,7 @@ def register(router: APIRouter, site: Site) -> None:
             title=view["name"] or view["account_id"],
             nav="portfolio",
             can_act=auth.can(actor, "act_on_tasks"),
+            record_labels=site.record_labels,
             history_svg=history_chart(
                 view["history"], bands=site.config.scoring.bands.model_dump()
             ),

@@ -41,8 +41,15 @@ def bot(
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
         from integration_signals.bot.app import build_app
+        from integration_signals.schedules.compose import crm_links
 
-        bolt = build_app(rt.engine, rt.config, rt.settings, socket_mode=True)
+        bolt = build_app(
+            rt.engine,
+            rt.config,
+            rt.settings,
+            socket_mode=True,
+            crm_links=crm_links(rt.config, rt.settings),
+        )
         assert rt.settings.slack_app_token is not None
         stderr.print("Slack bot in Socket Mode; Ctrl-C stops it")
         SocketModeHandler(bolt, rt.settings.slack_app_token.get_secret_value()).start()
@@ -51,10 +58,14 @@ def bot(
 
     from integration_signals.bot.app import build_app
     from integration_signals.bot.http import create_bot_app
+    from integration_signals.schedules.compose import crm_links
 
     build_app(rt.engine, rt.config, rt.settings)  # refuse missing credentials up front
     stderr.print(f"Slack bot on http://{host}:{port}/slack/events; Ctrl-C stops it")
-    uvicorn.run(create_bot_app(rt.engine, rt.config, rt.settings), host=host, port=port)
+    links = crm_links(rt.config, rt.settings)
+    uvicorn.run(
+        create_bot_app(rt.engine, rt.config, rt.settings, crm_links=links), host=host, port=port
+    )
 
 
 def _render_run(what: str) -> Any:

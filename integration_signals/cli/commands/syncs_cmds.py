@@ -1,5 +1,6 @@
-"""Commands of the syncs layer: `sync salesforce|hubspot`, `sync history`,
-`provision hubspot`."""
+"""Commands of the syncs layer: `sync <destination>` for every registered destination
+(`salesforce`, `hubspot`), `sync history`, and `provision <destination>` for every
+destination that can create its fields (`hubspot`)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from integration_signals.cli.app import app, guarded, runtime
 from integration_signals.cli.runtime import UserError, emit, parse_as_of, stderr
 from integration_signals.store.jsonio import iso
-from integration_signals.syncs.registry import DESTINATIONS
+from integration_signals.syncs.contract import Destination
+from integration_signals.syncs.registry import destinations
 
+_LABELS = " or ".join(d.label for d in destinations())
+_NAMES = " or ".join(d.name for d in destinations())
 sync_app = typer.Typer(
-    help="Write scores and segments into Salesforce or HubSpot (reverse ETL).",
+    help=f"Write scores and segments into {_LABELS} (reverse ETL).",
     no_args_is_help=True,
 )
 provision_app = typer.Typer(help="Create the CRM fields the syncs write.", no_args_is_help=True)
@@ -101,17 +105,11 @@ def _sync(
         raise UserError(f"sync {destination} {report.status}: {report.error}")
 
 
-_TARGETS = {
-    "salesforce": "Salesforce Account fields",
-    "hubspot": "HubSpot company properties",
-}
-
-
-def _register_sync_command(destination: str) -> None:
+def _register_sync_command(dest: Destination) -> None:
     """`signals sync <destination>`: one command per registered destination."""
-    target = _TARGETS.get(destination, destination)
+    destination = dest.name
 
-    @sync_app.command(destination, help=f"Write scores and segments into {target}.")
+    @sync_app.command(destination, help=f"Write scores and segments into {dest.target}.")
     @guarded
     def sync_command(
         ctx: typer.Context,
@@ -124,7 +122,7 @@ def _register_sync_command(destination: str) -> None:
         _sync(ctx, destination, dry_run, full, force, as_of, as_json)
 
 
-for _destination in DESTINATIONS:
+for _destination in destinations():
     _register_sync_command(_destination)
 
 
@@ -132,7 +130,7 @@ for _destination in DESTINATIONS:
 @guarded
 def sync_history(
     ctx: typer.Context,
-    destination: str | None = typer.Option(None, "--destination", help="salesforce or hubspot."),
+    destination: str | None = typer.Option(None, "--destination", help=f"{_NAMES}."),
     limit: int = typer.Option(20, "--limit", min=1, max=1000),
     as_json: bool = JSON_OPT,
 ) -> None:
@@ -176,23 +174,39 @@ def sync_history(
     emit({"runs": runs}, as_json=as_json, render=render)
 
 
-@provision_app.command("hubspot")
-@guarded
-def provision_hubspot(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
-    """Create the HubSpot property group and any missing company property (idempotent)."""
-    from integration_signals.syncs.exceptions import SyncError
-    from integration_signals.syncs.hubspot.sink import provision
-
-    rt = runtime(ctx)
-    try:
-        report = provision(rt.config, rt.settings)
-    except SyncError as exc:
-        raise UserError(f"provision hubspot failed: {exc.message}") from None
-
-    def render(d: dict[str, Any]) -> None:
-        group = "created" if d["group_created"] else "exists"
+def render_provision(d: dict[str, Any]) -> None:
+    if "group" in d:
+        group = "created" if d.get("group_created") else "exists"
         print(f"property group {d['group']}: {group}")
-        print(f"created {len(d['created'])}: {', '.join(d['created']) or '-'}")
-        print(f"already there {len(d['existing'])}: {', '.join(d['existing']) or '-'}")
+    print(f"created {len(d.get('created') or [])}: {', '.join(d.get('created') or []) or '-'}")
+    existing = d.get("existing") or []
+    print(f"already there {len(existing)}: {', '.join(existing) or '-'}")
 
-    emit(report.as_json(), as_json=as_json, render=render)
+
+def _register_provision_command(dest: Destination) -> None:
+    """`signals provision <destination>` for a destination that can create its fields."""
+    provision = dest.provision
+    assert provision is not None
+
+    @provision_app.command(
+        dest.name, help=f"Create the {dest.target} the sync writes, when missing (idempotent)."
+    )
+    @guarded
+    def provision_command(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
+        from integration_signals.syncs.exceptions import SyncError
+        from integration_signals.syncs.registry import redact
+
+        rt = runtime(ctx)
+        try:
+            report = provision(rt.config, rt.settings)
+        except SyncError as exc:
+            message = redact(exc.message, rt.settings)
+            raise UserError(f"provision {dest.name} failed: {message}") from None
+        emit(report.as_json(), as_json=as_json, render=render_provision)
+
+    provision_command.__name__ = f"provision_{dest.name}"
+
+
+for _dest in destinations():
+    if _dest.provision is not None:
+        _register_provision_command(_dest)
