@@ -40,6 +40,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from integration_signals.config import Config
 from integration_signals.scoring.facts import ConnectionFacts, _info, integration_catalog
 from integration_signals.scoring.funnel import funnel_rows
+from integration_signals.scoring.impact_cache import cached_impact, impact_cache_key
 from integration_signals.scoring.retention import (
     RETAINED_AT,
     KMPoint,
@@ -553,21 +554,6 @@ def _stages(row: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _cached_impact(conn: Any, key: str, outcome: str) -> dict[str, Any] | None:
-    kv = KeyValue.__table__
-    row = conn.execute(
-        select(kv.c.value, kv.c.updated_at).where(kv.c.key == impact_cache_key(key, outcome))
-    ).first()
-    if row is None or not row.value:
-        return None
-    return {**row.value, "source": "cached", "cached_at": as_utc(row.updated_at)}
-
-
-def impact_cache_key(integration: str, outcome: str) -> str:
-    """The ``kv`` key under which a full `signals impact` document may be cached."""
-    return f"impact.{integration}.{outcome}"
-
-
 def _impact_summary(doc: dict[str, Any]) -> dict[str, Any]:
     keys = (
         "integration",
@@ -683,7 +669,7 @@ def integrations_overview(
     ttv = {r["integration"]: r for r in ttv_rows(conns, day)}
     with engine.connect() as conn:
         known = _known_integrations(conn, config)
-        impacts = {key: _cached_impact(conn, key, IMPACT_OUTCOME) for key in known}
+        impacts = {key: cached_impact(conn, key, IMPACT_OUTCOME) for key in known}
     rows = []
     for f in funnel_rows(conns, lifetimes):
         key = f["integration"]
@@ -744,7 +730,7 @@ def integration_page(
         known = _known_integrations(conn, config)
         if key not in known:
             raise UnknownIntegration(f"no integration has key {key!r}")
-        cached = _cached_impact(conn, key, outcome)
+        cached = cached_impact(conn, key, outcome)
         problems = _problem_connections(conn, key)
         conns, lifetimes = _light_connections(conn, config, as_of=as_of, integration=key)
     rows = funnel_rows(conns, lifetimes)

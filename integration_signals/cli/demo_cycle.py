@@ -143,13 +143,15 @@ def _impact_step(rt: Runtime, summary: dict[str, Any], end: datetime) -> None:
 
 def demo_impact(engine: Engine, config: Config, *, end: datetime) -> dict[str, Any]:
     """Impact on churn of the demo's planted integrations, adoption measured up to
-    ``impact.outcome_window_days`` before ``end``."""
+    ``impact.outcome_window_days`` before ``end``; the full reports are cached for the
+    dashboard."""
     from integration_signals.scoring.impact import (
         ImpactRequest,
         analyze,
         default_as_of,
         load_population,
     )
+    from integration_signals.scoring.impact_cache import store_impact
 
     cfg = config.impact
     as_of = default_as_of(cfg, end)
@@ -158,11 +160,14 @@ def demo_impact(engine: Engine, config: Config, *, end: datetime) -> dict[str, A
         "integration", "integration_name", "adopters", "controls", "adopter_mean",
         "control_mean", "lift", "lift_ci95", "naive_lift", "band", "measurable", "verdict",
     )  # fmt: skip
-    results = []
+    results, reports = [], []
     for key in IMPACT_DEMO:
         req = ImpactRequest.from_config(cfg, key, "churned", as_of=as_of)
         report = analyze(engine, config, req, population=population)
+        reports.append(report)
         results.append({k: report[k] for k in keep})
+    # The dashboard's integration pages show these without recomputing them.
+    store_impact(engine, reports, now=end)
     return {
         "outcome": "churned",
         "as_of": as_of,
