@@ -91,7 +91,12 @@ class Connection(SQLModel, table=True):
     """
 
     __tablename__ = "connections"
-    __table_args__ = (Index("ix_connections_account", "account_id"), {"sqlite_with_rowid": False})
+    __table_args__ = (
+        Index("ix_connections_account", "account_id"),
+        # Broken connections per account / integration: the portfolio (migration 0003).
+        Index("ix_connections_state", "state", "integration", "account_id"),
+        {"sqlite_with_rowid": False},
+    )
 
     connection_id: str = Field(primary_key=True)
     account_id: str
@@ -175,7 +180,21 @@ class AccountScore(SQLModel, table=True):
 
     __tablename__ = "account_scores"
     # The dashboard's live updates ask "rescored since T" (migration 0003).
-    __table_args__ = (Index("ix_account_scores_scored_at", "scored_at"),)
+    __table_args__ = (
+        Index("ix_account_scores_scored_at", "scored_at"),
+        # Covering index for the portfolio (migration 0003). PostgreSQL: segments is an
+        # INCLUDE column (json has no btree opclass); SQLite has no INCLUDE, and the
+        # migration makes segments its last key column there.
+        Index(
+            "ix_account_scores_portfolio",
+            "account_id",
+            "score",
+            "band",
+            "stage",
+            "active_integrations",
+            postgresql_include=["segments"],
+        ),
+    )
 
     account_id: str = Field(primary_key=True)
     as_of: datetime

@@ -1,4 +1,5 @@
-"""web: dashboard users and their sessions, and an index for "rescored since T"
+"""web: dashboard users and their sessions, an index for "rescored since T", and the
+portfolio's covering indexes
 
 Revision ID: 0003_web
 Revises: 0002_scoring
@@ -38,9 +39,29 @@ def upgrade() -> None:
     op.create_index("ix_web_sessions_email", "web_sessions", ["email"])
     op.create_index("ix_web_sessions_expires_at", "web_sessions", ["expires_at"])
     op.create_index("ix_account_scores_scored_at", "account_scores", ["scored_at"])
+    # The portfolio page reads these columns of every filtered account (tiles, sorts):
+    # a covering index keeps it off the wide rows. PostgreSQL has no btree opclass for
+    # json, so there `segments` rides along as an INCLUDE column; SQLite has no INCLUDE
+    # and stores it as the last key column.
+    portfolio_columns = ["account_id", "score", "band", "stage", "active_integrations"]
+    if op.get_bind().dialect.name == "postgresql":
+        op.create_index(
+            "ix_account_scores_portfolio",
+            "account_scores",
+            portfolio_columns,
+            postgresql_include=["segments"],
+        )
+    else:
+        op.create_index(
+            "ix_account_scores_portfolio", "account_scores", [*portfolio_columns, "segments"]
+        )
+    # Broken connections per account / integration (the portfolio's tile and filter).
+    op.create_index("ix_connections_state", "connections", ["state", "integration", "account_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_connections_state", table_name="connections")
+    op.drop_index("ix_account_scores_portfolio", table_name="account_scores")
     op.drop_index("ix_account_scores_scored_at", table_name="account_scores")
     op.drop_index("ix_web_sessions_expires_at", table_name="web_sessions")
     op.drop_index("ix_web_sessions_email", table_name="web_sessions")
