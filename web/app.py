@@ -14,17 +14,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter
 from sqlalchemy import Engine
 
 from integration_signals.config import Config, Settings
-from integration_signals.web.pages import account, live, session, task_actions
-from integration_signals.web.site import Site, WebHooks, account_url, web_route_class
+from integration_signals.web.pages import (
+    account,
+    live,
+    ops,
+    portfolio,
+    session,
+    task_actions,
+    tasks,
+)
+from integration_signals.web.site import Site, WebHooks, web_route_class
 
 __all__ = ["WebHooks", "create_web_app", "PAGES"]
 
 # Each module registers its routes; the page builders add theirs here.
-PAGES = [session, account, task_actions, live]
+PAGES = [session, portfolio, account, task_actions, tasks, ops, live]
 
 
 def create_web_app(
@@ -43,26 +51,4 @@ def create_web_app(
     router = APIRouter(route_class=web_route_class(site))
     for module in PAGES:
         module.register(router, site)
-    if not any(getattr(r, "path", None) == "/" for r in router.routes):
-        _placeholder_home(router, site)
     return router
-
-
-def _placeholder_home(router: APIRouter, site: Site) -> None:
-    """`/` until the portfolio page exists: a way to open an account."""
-
-    @router.get("/", include_in_schema=False)
-    def home(request: Request, q: str = "") -> Response:
-        site.signed_in(request)
-        from integration_signals.web.pages.account import nearest_accounts
-
-        found = nearest_accounts(site, q) if q else []
-        if len(found) == 1:
-            return site.redirect(account_url(found[0]["account_id"]))
-        return site.page(
-            request,
-            {"query": q, "accounts": found},
-            "home.html",
-            title="Portfolio",
-            nav="portfolio",
-        )

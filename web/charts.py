@@ -33,3 +33,17 @@ def history_chart(
             thresholds=[(bands["healthy"], "healthy"), (bands["watch"], "watch")],
         )
     )
+
+
+def trend_sparkline(row: Mapping[str, Any], *, width: int = 88, height: int = 22) -> Markup:
+    """A portfolio row's 30-day score trend (``row["trend_30d"]``), in its band's colour."""
+    name = row.get("name") or row.get("account_id")
+    return Markup(
+        svg.sparkline(
+            [p["score"] for p in row.get("trend_30d") or []],
+            width=width,
+            height=height,
+            title=f"{name}: score over 30 days",
+            band=row.get("band"),
+        )
+    )

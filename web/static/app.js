@@ -115,9 +115,33 @@
     });
   }
 
+  // Filter bars (GET forms marked data-autosubmit): a changed drop-down applies at once,
+  // and empty fields stay out of the URL. Without JS the Apply button does the same.
+  function filterForms() {
+    document.querySelectorAll("form[data-autosubmit]").forEach(function (form) {
+      form.addEventListener("submit", function () {
+        form.querySelectorAll("input[name], select[name]").forEach(function (el) {
+          if (el.value === "") { el.disabled = true; }
+        });
+      });
+      form.querySelectorAll("select").forEach(function (select) {
+        select.addEventListener("change", function () {
+          if (form.requestSubmit) { form.requestSubmit(); } else { form.submit(); }
+        });
+      });
+    });
+    // Back from the next page (bfcache): the fields must work again.
+    window.addEventListener("pageshow", function () {
+      document.querySelectorAll("form[data-autosubmit] [disabled]").forEach(function (el) {
+        el.disabled = false;
+      });
+    });
+  }
+
   window.SignalsLive = { patch: patch };
   document.addEventListener("DOMContentLoaded", function () {
     guardForms();
+    filterForms();
     startPolling();
   });
 })();
