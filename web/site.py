@@ -82,8 +82,9 @@ class WebHooks:
 
     # A task changed from the web: refresh its Slack message (errors logged, not raised).
     task_changed: Callable[[int], None] | None = None
-    # Start a CRM sync now (or a dry-run preview) through the scheduler's tick lock, so it
-    # never overlaps the scheduled run; returns the run's report document.
+    # Start a CRM sync now (or a dry-run preview) through the scheduler's job lock, so it
+    # never overlaps the scheduled run; returns the run's report document (the
+    # `signals sync --json` one), or raises SyncAlreadyRunning.
     start_sync: Callable[[str, bool], dict[str, Any]] | None = None
     # The destinations a sync can run to ("salesforce", "hubspot").
     destinations: Callable[[], list[str]] | None = None
@@ -93,6 +94,11 @@ class WebHooks:
     # its label, from the destination registry.
     record_urls: Callable[[], dict[str, str]] | None = None
     record_labels: Callable[[], dict[str, str]] | None = None
+
+
+class SyncAlreadyRunning(Exception):
+    """Raised by ``WebHooks.start_sync`` when a sync to that destination is already
+    running (in this process, another one, or the scheduler's own job)."""
 
 
 # ---------------------------------------------------------------- page errors
@@ -215,8 +221,18 @@ def account_url(account_id: Any) -> str:
     return "/accounts/" + quote(str(account_id), safe="")
 
 
+def integration_url(key: Any) -> str:
+    return "/integrations/" + quote(str(key), safe="")
+
+
+def sync_run_url(run_id: Any) -> str:
+    return "/syncs/runs/" + quote(str(run_id), safe="")
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "account_url": account_url,
+    "integration_url": integration_url,
+    "sync_run_url": sync_run_url,
     "ago": ago,
     "money": money,
     "percent": percent,
