@@ -1068,10 +1068,16 @@ def _run_row(r: Any) -> dict[str, Any]:
 
 
 def sync_history(
-    engine: Engine, *, destination: str | None = None, limit: int = 50
+    engine: Engine,
+    *,
+    destination: str | None = None,
+    limit: int = 50,
+    known: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The newest sync runs (all destinations unless one is named), newest first, with
-    the destinations that have runs and each one's last run."""
+    the destinations that have runs and each one's last run. ``known``: the registered
+    destinations (the caller knows them; this layer does not); ``available`` lists them
+    and any others with runs, each with its last real (not dry) run or None."""
     t = SyncRun.__table__
     limit = min(1000, max(1, int(limit)))
     stmt = select(t).order_by(t.c.id.desc()).limit(limit)
@@ -1091,12 +1097,15 @@ def sync_history(
                 select(t).join(newest, newest.c.id == t.c.id).order_by(t.c.destination)
             ).mappings()
         ]
+    by_name = {r["destination"]: r for r in last}
+    names = list(dict.fromkeys([*known, *by_name]))
     return {
         "destination": destination or None,
         "limit": limit,
         "runs": runs,
         "destinations": [r["destination"] for r in last],
         "last_runs": last,
+        "available": [{"destination": n, "last_run": by_name.get(n)} for n in names],
     }
 
 

@@ -20,10 +20,12 @@ from sqlalchemy import Engine
 from integration_signals.config import Config, Settings
 from integration_signals.web.pages import (
     account,
+    integrations,
     live,
     ops,
     portfolio,
     session,
+    syncs,
     task_actions,
     tasks,
 )
@@ -32,7 +34,7 @@ from integration_signals.web.site import Site, WebHooks, web_route_class
 __all__ = ["WebHooks", "create_web_app", "PAGES"]
 
 # Each module registers its routes; the page builders add theirs here.
-PAGES = [session, portfolio, account, task_actions, tasks, ops, live]
+PAGES = [session, portfolio, account, task_actions, tasks, ops, live, integrations, syncs]
 
 
 def create_web_app(
