@@ -4,6 +4,7 @@ attributes only — the CSP forbids inline styles — every text escaped)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -77,8 +78,8 @@ MAX_COHORTS = 6
 def retention_charts(
     retention: Mapping[str, Any],
     *,
-    at_risk_days: Sequence[int] = (0, 30, 60, 90),
-    width: int = 640,
+    at_risk_every: int = 30,
+    width: int = 960,
 ) -> dict[str, Any]:
     """Kaplan-Meier retention (``integration_page()["retention"]``): all connections,
     and the newest install cohorts with at least ``MIN_COHORT`` connections, each with
@@ -90,15 +91,22 @@ def retention_charts(
     hidden = [c["cohort"] for c in cohorts if c not in shown]
 
     def draw(curves: list[dict[str, Any]], title: str) -> Markup:
-        height = 250 + 16 * (len(curves) + 1) + (18 if len(curves) > 1 else 0)
+        days = [p["day"] for c in curves for p in c["curve"]]
+        horizon = max(days, default=0)
+        rows = list(range(0, max(at_risk_every * 3, horizon) + 1, at_risk_every))
+        lows = [p.get("lower", p["retained"]) for c in curves for p in c["curve"]]
+        # Zoom in when every curve and band stays high: 90% vs 95% must be visible.
+        floor = math.floor((min(lows, default=0.0) - 0.05) * 10) / 10
+        height = 260 + 16 * (len(curves) + 1) + (18 if len(curves) > 1 else 0)
         return Markup(
             svg.step_curves(
                 curves,
-                at_risk_rows=list(at_risk_days),
+                at_risk_rows=rows,
                 title=title,
                 width=width,
                 height=height,
-                x_max=max(120, *at_risk_days),
+                marks=[d for d in (7, 30, 60, 90, 120, 180, 365) if d <= max(horizon, 90)],
+                y_min=max(0.0, floor),
             )
         )
 
@@ -125,14 +133,14 @@ def impact_chart(impact: Mapping[str, Any] | None, *, width: int = 640) -> Marku
     naive = impact.get("naive_lift_ci95") or [None, None]
     rows = [
         {
-            "label": "matched comparison",
+            "label": "matched",
             "estimate": impact.get("lift"),
             "lower": matched[0],
             "upper": matched[1],
             "band": impact.get("band"),
         },
         {
-            "label": "naive (all non-adopters)",
+            "label": "naive (all)",
             "estimate": impact.get("naive_lift"),
             "lower": naive[0],
             "upper": naive[1],

@@ -349,16 +349,19 @@ def step_curves(
     height: float = 300,
     x_max: float | None = None,
     marks: Sequence[int] = (7, 30, 60, 90),
+    y_min: float = 0.0,
 ) -> str:
     """Kaplan-Meier step curves, one per cohort, with the 95% band shaded, censoring
     ticks and, below, the numbers at risk at ``at_risk_rows`` days.
 
     ``curves``: ``{"label": str, "curve": [{"day", "retained", "lower"?, "upper"?,
     "at_risk", "events", "censored"}, ...]}`` (``scoring.views`` retention points).
+    ``y_min`` raises the axis floor (e.g. 0.6 when every curve stays above it) so
+    differences near 100% stay visible; lower values are drawn on the axis.
     """
     drawn = [c for c in curves if c.get("curve")]
     rows = list(at_risk_rows or ())
-    left, right, top = 44.0, 14.0, 14.0
+    left, right, top = (70.0 if rows else 44.0), 24.0, 14.0
     axis_h = 30.0
     table_h = (16.0 * (len(drawn) + 1) + 6) if rows and drawn else 0.0
     legend_h = 18.0 if len(drawn) > 1 else 0.0
@@ -368,9 +371,14 @@ def step_curves(
     horizon = x_max or max(max(p["day"] for p in c["curve"]) for c in drawn)
     horizon = max(float(horizon), 1.0, *(float(r) for r in rows))
     sx = _scale(0, horizon, left, width - right)
-    sy = _scale(0, 1, plot_bottom, top)
+    y_min = min(max(0.0, float(y_min)), 0.9)
+    sy = _scale(y_min, 1, plot_bottom, top)
+
+    def cy(v: float) -> float:  # values below a raised floor sit on the axis
+        return sy(max(y_min, v))
+
     body: list[str] = []
-    for tick in (0, 0.25, 0.5, 0.75, 1.0):
+    for tick in _ticks(y_min, 1.0, 5):
         y = sy(tick)
         body.append(_line(left, y, width - right, y, stroke=GRID))
         body.append(_text(left - 6, y + 4, f"{tick * 100:.0f}%", text_anchor="end", fill=MUTED))
@@ -400,20 +408,20 @@ def step_curves(
         if band and all(_finite(p.get("lower")) and _finite(p.get("upper")) for p in pts):
             upper = _step_path([(p["day"], p["upper"]) for p in pts] + [(end, pts[-1]["upper"])])
             lower = _step_path([(p["day"], p["lower"]) for p in pts] + [(end, pts[-1]["lower"])])
-            poly = [(sx(x), sy(y)) for x, y in upper] + [(sx(x), sy(y)) for x, y in reversed(lower)]
+            poly = [(sx(x), cy(y)) for x, y in upper] + [(sx(x), cy(y)) for x, y in reversed(lower)]
             body.append(
                 f'<polygon points="{" ".join(f"{_n(x)},{_n(y)}" for x, y in poly)}"'
                 f' fill="{esc(color)}" fill-opacity="0.15" stroke="none"/>'
             )
         steps = _step_path([(p["day"], p["retained"]) for p in pts])
-        coords = " ".join(f"{_n(sx(x))},{_n(sy(y))}" for x, y in steps)
+        coords = " ".join(f"{_n(sx(x))},{_n(cy(y))}" for x, y in steps)
         body.append(
             f'<polyline points="{coords}" fill="none" stroke="{esc(color)}" stroke-width="2"/>'
         )
         if censor_ticks:
             for p in pts:
                 if p.get("censored"):
-                    x, y = sx(p["day"]), sy(p["retained"])
+                    x, y = sx(p["day"]), cy(p["retained"])
                     body.append(_line(x, y - 4, x, y + 4, stroke=color, stroke_width=1.5))
         body.append("</g>")
     y = plot_bottom + axis_h
@@ -428,7 +436,7 @@ def step_curves(
         for k, c in enumerate(drawn):
             y += 16
             color = c.get("color") or PALETTE[k % len(PALETTE)]
-            body.append(_text(4, y, _short(c.get("label") or "", 7), fill=color))
+            body.append(_text(4, y, _short(c.get("label") or "", 9), fill=color))
             for day in rows:
                 body.append(
                     _text(sx(day), y, str(_at_risk_at(c["curve"], day)), text_anchor="middle")
@@ -475,7 +483,7 @@ def hbars(
             )
             text = value_format.format(value)
             if r.get("note"):
-                text += f"  {r['note']}"
+                text += f" · {r['note']}"
             body.append(
                 _text(
                     label_w + w + 6,
