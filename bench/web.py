@@ -513,7 +513,7 @@ def main() -> None:
                 "The account page uses the peer percentiles stored with the account's score when "
                 "that score was made today with the running config (`config.version`); otherwise "
                 "`scoring.health` recomputes them from every account's stored components "
-                f"({args.accounts:,} JSON documents decoded per request). The second row measures "
+                f"({args.accounts:,} JSON documents decoded per request). The last row measures "
                 "that path on a second server whose config differs in one `[web]` key. A running "
                 "`signals serve` leaves it at its next `score` tick (every 15 min), which rescores "
                 "every account scored on another day or with another config version, so the slow "
