@@ -517,15 +517,13 @@ class Settings(BaseSettings):
 
     Secret values are ``SecretStr`` and never printed.
 
-    CRM credentials: the Salesforce and HubSpot variables below stay declared here
-    because their names (``SALESFORCE_ACCESS_TOKEN``, ``settings.hubspot_access_token``
-    ...) are public interface. What they *mean* belongs to the destination: each one
-    declares its variables as a small settings model (``syncs/<name>/settings.py``) and
-    reads them with ``settings.env(model)``, which also decides which are secrets (its
-    ``SecretStr`` fields, redacted from every report) and whether credentials are set.
-    A new destination therefore adds no field here: ``env()`` reads its variables from
-    the environment, or from keyword arguments given to ``Settings(...)`` (kept as
-    extras, which is how tests pass them).
+    CRM credentials are not declared here: each destination declares its environment
+    variables (``SALESFORCE_ACCESS_TOKEN``, ``HUBSPOT_ACCESS_TOKEN``, ...) as a small
+    settings model (``syncs/<name>/settings.py``) and reads them with
+    ``settings.env(model)``, which also decides which are secrets (its ``SecretStr``
+    fields, redacted from every report) and whether credentials are set. A value given
+    as a keyword to ``Settings(...)`` (kept as an extra, which is how tests pass them)
+    wins over the environment.
     """
 
     model_config = SettingsConfigDict(env_prefix="", extra="allow", case_sensitive=False)
@@ -535,16 +533,6 @@ class Settings(BaseSettings):
     signals_ingest_token: SecretStr | None = None
     # The SQL source of the ingest pull (any SQLAlchemy URL; may hold a password).
     signals_pull_url: SecretStr | None = None
-
-    salesforce_instance_url: str | None = None
-    salesforce_access_token: SecretStr | None = None
-    salesforce_username: str | None = None
-    salesforce_password: SecretStr | None = None
-    salesforce_security_token: SecretStr | None = None
-    salesforce_domain: str | None = None
-
-    hubspot_access_token: SecretStr | None = None
-    hubspot_api_url: str | None = None
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
@@ -564,6 +552,13 @@ class Settings(BaseSettings):
     def config_source(self) -> str:
         """How config errors name the file (``load_config``'s wording)."""
         return str(self.signals_config) if self.signals_config else "defaults"
+
+    def secret_values(self) -> list[str]:
+        """The values of every secret this object holds (declared ``SecretStr`` fields
+        and secret extras); the destinations' own secrets come from their registry."""
+        values = [getattr(self, name) for name in type(self).model_fields]
+        values += list((self.model_extra or {}).values())
+        return [v.get_secret_value() for v in values if isinstance(v, SecretStr)]
 
     def env(self, model: type[EnvModel]) -> EnvModel:
         """A destination's environment variables, typed by its own settings ``model``.

@@ -37,6 +37,7 @@ from integration_signals.schedules.locks import ABANDONED, FAILED, OK, RUNNING, 
 from integration_signals.store.jsonio import dumps
 from integration_signals.store.models import JobRun
 from integration_signals.store.sql import as_utc, utcnow
+from integration_signals.syncs import registry
 
 log = logging.getLogger("signals.schedules")
 
@@ -44,10 +45,9 @@ Alert = Callable[[str], None]
 
 
 def redact(text: str, settings: Settings) -> str:
-    """``text`` with every secret value of ``settings`` blanked out."""
-    for name in type(settings).model_fields:
-        value = getattr(settings, name)
-        secret = value.get_secret_value() if hasattr(value, "get_secret_value") else None
+    """``text`` with every secret value blanked out: the settings' own (ingest token,
+    Slack) and every CRM destination's."""
+    for secret in [*settings.secret_values(), *registry.secrets(settings)]:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
     return text

@@ -31,6 +31,7 @@ from integration_signals.syncs.exceptions import (
     SessionExpired,
     SyncError,
 )
+from integration_signals.syncs.hubspot.settings import HubSpotEnv
 from integration_signals.syncs.retry import Backoff, SlidingWindowLimiter
 
 log = logging.getLogger("syncs.hubspot")
@@ -140,16 +141,17 @@ class HubSpotClient:
         *,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if settings.hubspot_access_token is None:
+        env = settings.env(HubSpotEnv)
+        if not env.hubspot_access_token:
             raise FatalSyncError(
                 "no HubSpot credentials; set HUBSPOT_ACCESS_TOKEN (a private app token)",
                 destination=DEST,
             )
-        self.base_url = (settings.hubspot_api_url or DEFAULT_URL).rstrip("/")
+        self.base_url = (env.hubspot_api_url or DEFAULT_URL).rstrip("/")
         cfg = config.hubspot
         self._timeout = config.request_timeout_seconds
         self._api = HubSpot(
-            access_token=settings.hubspot_access_token.get_secret_value(),
+            access_token=env.hubspot_access_token.get_secret_value(),
             host=self.base_url,
             retry=urllib3.util.Retry(total=False),  # we retry, counting every attempt
         )

@@ -30,6 +30,7 @@ from integration_signals.syncs.exceptions import (
     SyncError,
 )
 from integration_signals.syncs.retry import Backoff
+from integration_signals.syncs.salesforce.settings import SalesforceEnv
 
 log = logging.getLogger("syncs.salesforce")
 T = TypeVar("T")
@@ -131,7 +132,7 @@ class SalesforceClient:
         *,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.settings = settings
+        self.env = env = settings.env(SalesforceEnv)
         self.version = config.salesforce.api_version
         self.api_calls = 0
         self.usage: dict[str, Any] = {}
@@ -147,11 +148,11 @@ class SalesforceClient:
                 "Salesforce: %s; retrying in %.1fs", exc.message, wait
             ),
         )
-        self.can_login = bool(settings.salesforce_username and settings.salesforce_password)
-        if settings.salesforce_access_token and settings.salesforce_instance_url:
+        self.can_login = bool(env.salesforce_username and env.salesforce_password)
+        if env.salesforce_access_token and env.salesforce_instance_url:
             self.sf = Salesforce(
-                instance_url=settings.salesforce_instance_url,
-                session_id=settings.salesforce_access_token.get_secret_value(),
+                instance_url=env.salesforce_instance_url,
+                session_id=env.salesforce_access_token.get_secret_value(),
                 version=self.version,
                 session=self.session,
             )
@@ -173,7 +174,7 @@ class SalesforceClient:
             self.usage = {"api_usage": int(match.group(1)), "api_limit": int(match.group(2))}
 
     def _login(self) -> Salesforce:
-        s = self.settings
+        s = self.env
         assert s.salesforce_password is not None
         try:
             session_id, instance = SalesforceLogin(
