@@ -17,8 +17,8 @@ def history_chart(
     points: Sequence[Mapping[str, Any]],
     *,
     bands: Mapping[str, int] | None = None,
-    width: int = 640,
-    height: int = 200,
+    width: int = 960,
+    height: int = 220,
 ) -> Markup:
     """The account's daily score (0-100), with the band thresholds as dashed lines."""
     bands = bands or {"healthy": 75, "watch": 50}

@@ -197,7 +197,8 @@ def line_chart(
     ``x_labels``: index-aligned strings, or ``(x, text)`` ticks. ``thresholds``:
     dashed horizontal lines with a label, e.g. ``[(75, "healthy"), (50, "watch")]``.
     """
-    left, right, top, bottom = 40.0, 12.0, 12.0, 28.0
+    # Room on the right for half of the last x label (a date).
+    left, right, top, bottom = 40.0, 36.0, 12.0, 28.0
     legend = len(series) > 1
     if legend:
         bottom += 18
