@@ -105,6 +105,39 @@ def render_task(engine: Engine, task_id: int, *, now: datetime) -> dict[str, Any
     return blocks.task_message(view, now=now) if view else None
 
 
+def refresh_task_message(
+    engine: Engine,
+    settings: Settings,
+    task_id: int,
+    *,
+    now: datetime,
+    client: WebClient | None = None,
+) -> bool:
+    """Show a task as it is now on its posted Slack message (``chat.update`` on the
+    stored ``slack_channel`` / ``slack_ts``, rendered like a button click renders it),
+    after it changed outside Slack — in the web dashboard. Never raises: a task not
+    posted, Slack not configured or a failed call is logged. True when updated."""
+    try:
+        view = task_view(engine, task_id)
+        if view is None or not view.get("slack_channel") or not view.get("slack_ts"):
+            return False
+        if settings.slack_bot_token is None:
+            log.info("task %s changed; Slack is not configured, its message stays", task_id)
+            return False
+        client = client or slack_client(settings)
+        client.chat_update(
+            channel=view["slack_channel"],
+            ts=view["slack_ts"],
+            **blocks.task_message(view, now=now),
+        )
+        return True
+    except SlackApiError as exc:
+        log.warning("chat.update of task %s failed: %s", task_id, _slack_error(exc))
+    except Exception:  # a hook of the web: a failure here must not fail the page
+        log.exception("refreshing the Slack message of task %s failed", task_id)
+    return False
+
+
 # ---------------------------------------------------------------- posting
 
 

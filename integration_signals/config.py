@@ -370,6 +370,16 @@ class ServeConfig(_Strict):
     segment_events: dict[str, str] = {}
 
 
+class WebConfig(_Strict):
+    """The web dashboard served by `signals serve`."""
+
+    # Send the session cookie only over HTTPS (set it when a TLS proxy is in front).
+    secure_cookies: bool = False
+    session_hours: float = Field(12, gt=0, le=24 * 30)
+    page_size: int = Field(50, ge=5, le=500)
+    live_poll_seconds: float = Field(2, ge=0.5, le=60)
+
+
 SYNC_VALUES = (
     "score",
     "band",
@@ -432,6 +442,7 @@ class Config(_Strict):
     scoring: ScoringConfig = ScoringConfig()
     signals: SignalsConfig = SignalsConfig()
     bot: BotConfig = BotConfig()
+    web: WebConfig = WebConfig()
 
     @field_validator("integrations")
     @classmethod

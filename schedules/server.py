@@ -1,5 +1,6 @@
 """The HTTP side of `signals serve`: the ingest API (ours and Segment's), the Slack
-endpoints, and health — plus the scheduler's start and stop in the app's lifespan.
+endpoints, health and the web dashboard — plus the scheduler's start and stop in the
+app's lifespan.
 
 Requests are refused before anything is stored: bad auth 401, a body over
 ``[serve] max_body_bytes`` 413 (checked while reading, and again after gunzip), a body
@@ -187,6 +188,7 @@ def create_app(
     _route_segment_batch(app, engine, config, settings, rescorer, names)
     _route_healthz(app, engine, settings, rescorer, scheduler, slack=_slack_state(settings))
     _mount_slack(app, engine, config, settings)
+    _mount_web(app, engine, config, settings, scheduler)
     return app
 
 
@@ -371,6 +373,53 @@ def _route_healthz(
             },
             status=200 if database["ok"] else 503,
         )
+
+
+def _mount_web(
+    app: FastAPI, engine: Engine, config: Config, settings: Settings, scheduler: Scheduler | None
+) -> None:
+    """The web dashboard, with what it may not import itself handed in as hooks: the
+    bot's Slack message refresh, the sync destinations and runs ("run now" and the
+    dry-run preview) and the scheduler's job status."""
+    from integration_signals.bot.tasks import refresh_task_message
+    from integration_signals.schedules.compose import crm_links
+    from integration_signals.schedules.locks import TickLocks
+    from integration_signals.syncs import registry
+    from integration_signals.syncs.run import run_sync
+    from integration_signals.web.app import WebHooks, create_web_app
+    from integration_signals.web.site import SyncAlreadyRunning
+
+    def task_changed(task_id: int) -> None:
+        refresh_task_message(engine, settings, task_id, now=utcnow())
+
+    # The scheduler's own locks when it runs here (its per-job thread locks are what
+    # keep SQLite's single process from overlapping), else this process's.
+    locks = scheduler.locks if scheduler is not None else TickLocks(engine)
+
+    def start_sync(destination: str, dry_run: bool) -> dict[str, Any]:
+        """The scheduler's sync job's run, under its job lock (``sync.<destination>``:
+        a PostgreSQL advisory lock across processes, a thread lock within one), so it
+        never overlaps the scheduled run or another "run now". A dry run writes nothing
+        and takes no lock."""
+        if dry_run:
+            return run_sync(
+                engine, config, settings, destination, dry_run=True, now=utcnow()
+            ).as_json()
+        with locks.job_lock(f"sync.{destination}") as got:
+            if not got:
+                raise SyncAlreadyRunning(f"a sync to {destination} is already running")
+            return run_sync(engine, config, settings, destination, now=utcnow()).as_json()
+
+    links = crm_links(config, settings)
+    hooks = WebHooks(
+        task_changed=task_changed,
+        start_sync=start_sync,
+        destinations=registry.names,
+        scheduler_status=scheduler.status if scheduler is not None else None,
+        record_urls=lambda: dict(links.urls),
+        record_labels=lambda: dict(links.labels),
+    )
+    app.include_router(create_web_app(engine, config, settings, hooks=hooks))
 
 
 def _queue(rescorer: Rescorer, report: IngestReport) -> dict[str, Any]:

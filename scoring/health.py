@@ -3,11 +3,14 @@
 ``account_health`` returns the exact `signals health --json` document: the account,
 its score, band, 30-day trend and stage, the six components with reasons and inputs,
 each integration with its state, 7-day success rate, volume per day and last good
-sync, percentiles within the segment, open signals and tasks, and CRM ids.
+sync, percentiles within the segment, open signals and tasks, and CRM ids — plus,
+for the web dashboard's account page, each integration's last error, the recently
+resolved signals, the daily score history and the CRM record links.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,11 +20,19 @@ from integration_signals.config import COMPONENTS, Config
 from integration_signals.scoring.facts import AccountFacts, load_facts_conn
 from integration_signals.scoring.run import _percentiles, day_bounds
 from integration_signals.scoring.score import score
-from integration_signals.store.models import Account, AccountScore, ScoreHistory, Signal, Task
+from integration_signals.store.models import (
+    Account,
+    AccountScore,
+    Connection,
+    ScoreHistory,
+    Signal,
+    Task,
+)
 from integration_signals.store.sql import as_utc
 
 STATE_ORDER = {"active": 0, "broken": 1, "idle": 2, "installed": 3, "uninstalled": 4}
 OPEN_TASK_STATUSES = ("open", "claimed", "snoozed")
+HISTORY_DAYS = 180
 
 
 class UnknownAccount(LookupError):
@@ -29,9 +40,16 @@ class UnknownAccount(LookupError):
 
 
 def account_health(
-    engine: Engine, config: Config, account_id: str, *, as_of: datetime
+    engine: Engine,
+    config: Config,
+    account_id: str,
+    *,
+    as_of: datetime,
+    record_urls: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The health document of one account as of ``as_of``'s UTC day."""
+    """The health document of one account as of ``as_of``'s UTC day. ``record_urls``
+    (destination -> URL template with ``{id}``, from the destination registry) fills
+    ``crm_links`` for the records the account is known under."""
     as_of = as_utc(as_of)  # type: ignore[assignment]
     day = as_of.date()
     a = Account.__table__
@@ -56,6 +74,17 @@ def account_health(
         trend = _trend(conn, account_id, sc.score, as_of)
         signals = _open_signals(conn, account_id)
         tasks = _open_tasks(conn, account_id)
+        errors = _connection_errors(conn, account_id)
+        recent = _recent_signals(
+            conn, account_id, since=as_of - timedelta(days=config.signals.recently_resolved_days)
+        )
+        history = score_history(conn, account_id, since=as_of - timedelta(days=HISTORY_DAYS))
+    integrations = integrations_of(facts)
+    for item in integrations:
+        item.update(
+            errors.get(item["connection_id"], {"last_error": None, "last_failure_at": None})
+        )
+    crm = crm_records(account)
     return {
         "account_id": account_id,
         "name": account["name"],
@@ -76,13 +105,79 @@ def account_health(
         "active_integrations": sc.active_integrations,
         "components": sc.components,
         "onboarding": sc.details.get("onboarding"),
-        "integrations": integrations_of(facts),
+        "integrations": integrations,
         "percentiles": percentiles,
         "segments": (stored["segments"] if stored is not None else None) or [],
         "signals": signals,
         "tasks": tasks,
-        "crm": crm_records(account),
+        "crm": crm,
+        "crm_links": crm_links(crm, record_urls or {}),
+        "recent_signals": recent,
+        "history": history,
     }
+
+
+def crm_links(crm: Mapping[str, Any], record_urls: Mapping[str, str]) -> dict[str, str]:
+    """CRM name -> the record's URL, for each CRM the account has an id in and a URL
+    template for."""
+    links = {}
+    for name, template in record_urls.items():
+        record_id = crm.get(f"{name}_id")
+        if record_id and template:
+            links[name] = template.replace("{id}", str(record_id))
+    return links
+
+
+def score_history(conn: Any, account_id: str, *, since: datetime) -> list[dict[str, Any]]:
+    """The account's score at the end of each UTC day it changed since ``since``
+    (oldest first): what the account page's chart draws."""
+    h = ScoreHistory.__table__
+    rows = conn.execute(
+        select(h.c.as_of, h.c.score, h.c.band)
+        .where(h.c.account_id == account_id, h.c.as_of >= since)
+        .order_by(h.c.as_of, h.c.id)
+    ).all()
+    by_day: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        at = as_utc(row.as_of)
+        assert at is not None
+        by_day[at.date()] = {"day": at.date(), "score": row.score, "band": row.band}
+    return list(by_day.values())
+
+
+def _connection_errors(conn: Any, account_id: str) -> dict[str, dict[str, Any]]:
+    c = Connection.__table__
+    rows = conn.execute(
+        select(c.c.connection_id, c.c.last_error, c.c.last_failure_at, c.c.last_success_at).where(
+            c.c.account_id == account_id
+        )
+    ).all()
+    out = {}
+    for row in rows:
+        failed_last = row.last_failure_at is not None and (
+            row.last_success_at is None or as_utc(row.last_failure_at) > as_utc(row.last_success_at)  # type: ignore[operator]
+        )
+        out[row.connection_id] = {
+            # The error of the newest failure, while no success has come after it.
+            "last_error": row.last_error if failed_last else None,
+            "last_failure_at": row.last_failure_at,
+        }
+    return out
+
+
+def _recent_signals(conn: Any, account_id: str, *, since: datetime) -> list[dict[str, Any]]:
+    t = Signal.__table__
+    rows = conn.execute(
+        select(t.c.id, t.c.kind, t.c.subject, t.c.fired_at, t.c.resolved_at, t.c.details)
+        .where(
+            t.c.account_id == account_id,
+            t.c.status == "resolved",
+            t.c.resolved_at >= since,
+        )
+        .order_by(t.c.resolved_at.desc(), t.c.id.desc())
+        .limit(20)
+    ).mappings()
+    return [dict(r) for r in rows]
 
 
 def crm_records(account: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ I/O lives in ``load_population``; ``estimate`` is pure numpy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -614,14 +614,23 @@ def _verdict(
     )
 
 
-def analyze_all(engine: Engine, config: Config, req: ImpactRequest) -> dict[str, Any]:
+def analyze_all(
+    engine: Engine,
+    config: Config,
+    req: ImpactRequest,
+    *,
+    each: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Every integration's lift on one outcome, best first; an interval that includes
-    zero is flagged as no measurable effect."""
+    zero is flagged as no measurable effect. ``each`` receives every integration's full
+    report (what `analyze` returns), e.g. to cache it."""
     pop = load_population(engine, as_of=req.as_of)
     items: list[dict[str, Any]] = []
     for key in integration_keys(engine, config):
         one = replace(req, integration=key)
         items.append(analyze(engine, config, one, population=pop))
+        if each is not None:
+            each(items[-1])
     lower = req.outcome in LOWER_IS_BETTER
 
     def order(item: dict[str, Any]) -> tuple[int, float]:

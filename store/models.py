@@ -91,7 +91,12 @@ class Connection(SQLModel, table=True):
     """
 
     __tablename__ = "connections"
-    __table_args__ = (Index("ix_connections_account", "account_id"), {"sqlite_with_rowid": False})
+    __table_args__ = (
+        Index("ix_connections_account", "account_id"),
+        # Broken connections per account / integration: the portfolio (migration 0003).
+        Index("ix_connections_state", "state", "integration", "account_id"),
+        {"sqlite_with_rowid": False},
+    )
 
     connection_id: str = Field(primary_key=True)
     account_id: str
@@ -174,6 +179,22 @@ class AccountScore(SQLModel, table=True):
     """The current score of each account (one row per account)."""
 
     __tablename__ = "account_scores"
+    # The dashboard's live updates ask "rescored since T" (migration 0003).
+    __table_args__ = (
+        Index("ix_account_scores_scored_at", "scored_at"),
+        # Covering index for the portfolio (migration 0003). PostgreSQL: segments is an
+        # INCLUDE column (json has no btree opclass); SQLite has no INCLUDE, and the
+        # migration makes segments its last key column there.
+        Index(
+            "ix_account_scores_portfolio",
+            "account_id",
+            "score",
+            "band",
+            "stage",
+            "active_integrations",
+            postgresql_include=["segments"],
+        ),
+    )
 
     account_id: str = Field(primary_key=True)
     as_of: datetime
@@ -362,3 +383,27 @@ class KeyValue(SQLModel, table=True):
     key: str = Field(primary_key=True)
     value: dict[str, Any] | None = _json()
     updated_at: datetime
+
+
+class User(SQLModel, table=True):
+    """A person who may sign in to the web dashboard (managed with `signals users`)."""
+
+    __tablename__ = "users"
+
+    email: str = Field(primary_key=True)  # lower-cased
+    role: str  # admin | csm | viewer
+    password_hash: str
+    created_at: datetime
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser. The cookie holds a random token; only its sha256 is kept."""
+
+    __tablename__ = "web_sessions"
+
+    token_hash: str = Field(primary_key=True)
+    email: str = Field(index=True)
+    csrf_token: str
+    created_at: datetime
+    expires_at: datetime = Field(index=True)
+    last_seen_at: datetime

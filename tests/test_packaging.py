@@ -4,6 +4,7 @@ own top-level `bot` module or another package named `store` cannot shadow our la
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import sysconfig
@@ -36,11 +37,14 @@ def test_the_wheel_holds_one_top_level_package(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"integration_signals"}
-    for layer in ("store", "scoring", "syncs", "bot", "schedules", "cli"):
+    for layer in ("store", "scoring", "syncs", "bot", "web", "schedules", "cli"):
         assert f"integration_signals/{layer}/__init__.py" in names
     # Data files the layers read at run time travel with them.
     assert "integration_signals/defaults.toml" in names
     assert "integration_signals/bot/manifest.yaml" in names
+    assert "integration_signals/web/templates/account.html" in names
+    assert "integration_signals/web/static/app.css" in names
+    assert "integration_signals/web/static/app.js" in names
     assert any(n.startswith("integration_signals/store/migrations/versions/") for n in names)
 
 
@@ -61,12 +65,15 @@ def test_signals_demo_works_from_a_fresh_venv_beside_a_bot_and_a_store_module(
     # The dependencies come from this test run's environment (no download), appended
     # after the fresh venv's own site-packages; our package comes only from the wheel.
     (site / "deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    # Without PYTHONPATH: pip must not take a checkout on the path for our installed package.
+    pip_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(fresh), "install", "--quiet", "--no-deps"]
         + [str(wheel)],
         check=True,
         capture_output=True,
         timeout=300,
+        env=pip_env,
     )
     # Top-level modules named like our layers, installed beside us and in the working
     # directory: a generic name must never be what our code imports.
@@ -86,14 +93,15 @@ def test_signals_demo_works_from_a_fresh_venv_beside_a_bot_and_a_store_module(
         [str(fresh), "-c", "import bot"], cwd=work, env=env, capture_output=True, text=True
     )
     assert "the shadowing 'bot' was imported" in shadowed.stderr  # the trap is armed
-    where = subprocess.run(
+    found = subprocess.run(
         [str(fresh), "-c", "import integration_signals.store as s; print(s.__file__)"],
         cwd=work,
         env=env,
-        check=True,
         capture_output=True,
         text=True,
-    ).stdout.strip()
+    )
+    assert found.returncode == 0, found.stderr[-2000:]
+    where = found.stdout.strip()
     assert where.startswith(str(site / "integration_signals" / "store"))
     assert not where.startswith(str(ROOT))
 

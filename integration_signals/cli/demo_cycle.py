@@ -103,7 +103,31 @@ def run_demo(rt: Runtime, *, accounts: int, seed: int, as_json: bool) -> DemoRes
     summary["crm"] = crm_preview(rt, now=end)
     _impact_step(rt, summary, end)
     summary["slack"] = demo_slack(rt, as_of=end)
+    summary["dashboard"] = demo_dashboard(rt, now=end)
     return DemoResult(summary, _render)
+
+
+DEMO_USER = "demo@example.com"
+
+
+def demo_dashboard(rt: Runtime, *, now: datetime) -> dict[str, Any]:
+    """A demo admin for the web dashboard with a fresh generated password (a rerun of
+    the demo replaces it), and where to open the dashboard."""
+    import secrets
+
+    from integration_signals.web.auth import add_user
+
+    password = secrets.token_urlsafe(12)
+    add_user(rt.engine, DEMO_USER, role="admin", password=password, now=now, replace=True)
+    serve = rt.config.serve
+    host = "127.0.0.1" if serve.host in ("0.0.0.0", "::") else serve.host
+    return {
+        "command": "signals serve",
+        "url": f"http://{host}:{serve.port}/accounts/acme",
+        "email": DEMO_USER,
+        "password": password,
+        "role": "admin",
+    }
 
 
 # The demo plants a real effect on churn (Snowflake) and a confounded, useless one
@@ -118,13 +142,15 @@ def _impact_step(rt: Runtime, summary: dict[str, Any], end: datetime) -> None:
 
 def demo_impact(engine: Engine, config: Config, *, end: datetime) -> dict[str, Any]:
     """Impact on churn of the demo's planted integrations, adoption measured up to
-    ``impact.outcome_window_days`` before ``end``."""
+    ``impact.outcome_window_days`` before ``end``; the full reports are cached for the
+    dashboard."""
     from integration_signals.scoring.impact import (
         ImpactRequest,
         analyze,
         default_as_of,
         load_population,
     )
+    from integration_signals.scoring.impact_cache import store_impact
 
     cfg = config.impact
     as_of = default_as_of(cfg, end)
@@ -133,11 +159,14 @@ def demo_impact(engine: Engine, config: Config, *, end: datetime) -> dict[str, A
         "integration", "integration_name", "adopters", "controls", "adopter_mean",
         "control_mean", "lift", "lift_ci95", "naive_lift", "band", "measurable", "verdict",
     )  # fmt: skip
-    results = []
+    results, reports = [], []
     for key in IMPACT_DEMO:
         req = ImpactRequest.from_config(cfg, key, "churned", as_of=as_of)
         report = analyze(engine, config, req, population=population)
+        reports.append(report)
         results.append({k: report[k] for k in keep})
+    # The dashboard's integration pages show these without recomputing them.
+    store_impact(engine, reports, now=end)
     return {
         "outcome": "churned",
         "as_of": as_of,
@@ -330,7 +359,7 @@ def _render(d: dict[str, Any]) -> None:
         render_impact(d["impact"])
     print(
         "Run it continuously: `SIGNALS_INGEST_TOKEN=... signals serve --port 8000`"
-        " (scheduler, POST /v1/events, POST /v1/batch, /slack/events, GET /healthz)."
+        " (scheduler, web dashboard, POST /v1/events, POST /v1/batch, /slack/events, GET /healthz)."
     )
     print("Next: `signals quarantine`, `signals accounts import FILE`, `signals ingest FILE`.")
     print("      `signals score`, `signals health acme`, `signals funnel`, `signals ttv`,")
@@ -342,6 +371,12 @@ def _render(d: dict[str, Any]) -> None:
     print(
         "      churned`, `signals backtest --as-of 2026-08-01 --horizon 90d`, `signals model train`."
     )
+    if "dashboard" in d:
+        web = d["dashboard"]
+        print()
+        print(f"See it in the browser: run `{web['command']}`, open {web['url']}")
+        print(f"  and sign in as {web['email']} with password {web['password']} ({web['role']}).")
+        print("  Add people with `signals users add EMAIL --role admin|csm|viewer`.")
 
 
 def render_impact(im: dict[str, Any]) -> None:

@@ -78,6 +78,14 @@ def test_demo_builds_from_a_fresh_directory(tmp_path: Path):
     assert data["accounts"] == 60
     assert data["events"]["accepted"] > 5_000 and data["events"]["quarantined"] == 0
     assert (tmp_path / "signals.db").exists()
+    # It ends by saying how to see the dashboard, with a demo user it created.
+    web = data["dashboard"]
+    assert (web["command"], web["email"], web["role"]) == (
+        "signals serve",
+        "demo@example.com",
+        "admin",
+    )
+    assert web["url"].startswith("http://127.0.0.1:") and len(web["password"]) >= 12
     again = subprocess.run(
         [sys.executable, "-m", "integration_signals", "demo", "--accounts", "60", "--json"],
         cwd=tmp_path,

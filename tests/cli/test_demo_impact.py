@@ -8,6 +8,8 @@ from sqlalchemy import Engine
 
 from integration_signals.cli.demo_cycle import IMPACT_DEMO, demo_impact, render_impact
 from integration_signals.config import load_config
+from integration_signals.scoring.impact_cache import cached_impact
+from integration_signals.scoring.views import integration_page
 from integration_signals.store.accounts import import_account_objects
 from integration_signals.store.demo import generate
 from integration_signals.store.ingest import Ingestor, read_objects
@@ -35,6 +37,29 @@ def test_demo_tells_the_real_effect_from_the_confounded_one(engine: Engine, caps
     render_impact(summary)
     shown = capsys.readouterr().out
     assert "Snowflake" in shown and "no measurable effect" in shown
+    # The full analyses are kept for the dashboard's integration pages.
+    with engine.connect() as conn:
+        for key in IMPACT_DEMO:
+            kept = cached_impact(conn, key, "churned")
+            assert kept is not None and kept["source"] == "cached"
+            assert kept["lift_ci95"] == impact[key]["lift_ci95"] and kept["caveat"]
+
+
+def test_signals_impact_keeps_each_analysis_for_the_integration_pages(cli, engine: Engine):
+    assert cli("demo", "--accounts", "40").exit_code == 0
+    one = cli("impact", "zendesk", "--outcome", "renewed", "--json")
+    assert one.exit_code == 0, one.stderr
+    every = cli("impact", "--all", "--outcome", "renewed", "--json")
+    assert every.exit_code == 0, every.stderr
+    import json
+
+    ranked = json.loads(every.stdout)["integrations"]
+    with engine.connect() as conn:
+        for row in ranked:
+            kept = cached_impact(conn, row["integration"], "renewed")
+            assert kept is not None and kept["lift"] == row["lift"], row["integration"]
+    page = integration_page(engine, CONFIG, "zendesk", as_of=END, outcome="renewed")
+    assert page["impact"]["source"] == "cached"
 
 
 def test_signals_demo_json_carries_the_impact_step(cli):

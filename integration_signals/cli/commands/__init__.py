@@ -10,6 +10,7 @@ from integration_signals.cli.commands import (
     signals_cmds,  # noqa: F401
     store_cmds,  # noqa: F401
     syncs_cmds,  # noqa: F401
+    users_cmds,  # noqa: F401
 )
 
 arrange()

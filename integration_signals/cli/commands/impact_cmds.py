@@ -60,7 +60,10 @@ def impact(
     ),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Does adopting INTEGRATION change OUTCOME, against matched non-adopters?"""
+    """Does adopting INTEGRATION change OUTCOME, against matched non-adopters?
+
+    Each analysis is also kept (one per integration and outcome) for the dashboard's
+    integration pages."""
     from integration_signals.scoring.impact import (
         ImpactError,
         ImpactRequest,
@@ -68,6 +71,7 @@ def impact(
         analyze_all,
         default_as_of,
     )
+    from integration_signals.scoring.impact_cache import store_impact
     from integration_signals.store.sql import utcnow
 
     if all_ == (integration is not None):
@@ -85,13 +89,17 @@ def impact(
         seed=seed,
         caliper=caliper,
     )
+    reports: list[dict[str, Any]] = []
     try:
         if all_:
-            emit(analyze_all(rt.engine, rt.config, req), as_json=as_json, render=_render_all)
+            data = analyze_all(rt.engine, rt.config, req, each=reports.append)
         else:
-            emit(analyze(rt.engine, rt.config, req), as_json=as_json, render=_render_one)
+            data = analyze(rt.engine, rt.config, req)
+            reports.append(data)
     except ImpactError as exc:
         raise UserError(str(exc)) from None
+    store_impact(rt.engine, reports, now=utcnow())
+    emit(data, as_json=as_json, render=_render_all if all_ else _render_one)
 
 
 def _render_one(d: dict[str, Any]) -> None:
