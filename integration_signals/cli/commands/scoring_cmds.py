@@ -54,6 +54,13 @@ def _segment(value: str | None) -> str | None:
         raise typer.BadParameter(str(exc), param_hint="--segment") from None
 
 
+def wrote_chart(path: Path) -> str:
+    """Say on stderr where a `--plot` PNG went (stdout keeps the report, or its one
+    JSON document, which gains a ``plot`` key); the path as a string."""
+    stderr.print(f"chart written to {path}", markup=False)
+    return str(path)
+
+
 def _since(value: str | None) -> date | None:
     return None if value is None else parse_as_of(value).date()
 
@@ -444,21 +451,54 @@ def retention(
     name = rt.config.integrations[key].name if key in rt.config.integrations else key
     data = {"as_of": when, "segment": _segment(segment), **data, "name": name}
     if plot is not None:
-        from integration_signals.scoring.plots import retention_plot
-
-        series = (
-            [(f"installed {c['cohort']}", c["curve"], c["connections"]) for c in data["cohorts"]]
-            if cohort
-            else [(name, data["curve"], data["connections"])]
-        )
-        retention_plot(
-            series,
-            plot,
-            title=f"{name}: connections still active after activation "
-            f"(Kaplan-Meier, as of {when.date().isoformat()})",
-        )
-        data["plot"] = str(plot)
+        data["plot"] = wrote_chart(_retention_plot(data, plot, cohort=cohort, when=when))
     emit(data, as_json=as_json, render=_render_retention)
+
+
+MIN_COHORT = 5  # smaller install cohorts are noise on the chart (still in the JSON)
+MAX_COHORTS = 6  # the newest ones; more curves and bands cannot be told apart
+
+
+def _with_band(curve: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from integration_signals.scoring.retention import KMPoint
+    from integration_signals.scoring.views import band_of
+
+    return band_of([KMPoint(**p) for p in curve])
+
+
+def _retention_plot(data: dict[str, Any], path: Path, *, cohort: str | None, when: Any) -> Path:
+    """The PNG: the curve with its 95% band, or the newest install cohorts with at
+    least ``MIN_COHORT`` connections (the others named on stderr)."""
+    from integration_signals.cli.plots import retention_plot
+
+    name = data["name"]
+    if cohort:
+        cohorts = [c for c in data["cohorts"] if c["curve"]]
+        shown = [c for c in cohorts if c["connections"] >= MIN_COHORT][-MAX_COHORTS:]
+        hidden = [c["cohort"] for c in cohorts if c not in shown]
+        if hidden:
+            stderr.print(
+                f"not drawn (fewer than {MIN_COHORT} connections, or older than the newest"
+                f" {MAX_COHORTS}): {', '.join(hidden)}",
+                markup=False,
+            )
+        series = [
+            {
+                "label": f"installed {c['cohort']}",
+                "short": c["cohort"],
+                "connections": c["connections"],
+                "curve": _with_band(c["curve"]),
+            }
+            for c in shown
+        ]
+        title = f"{name}: still active by install {cohort} (Kaplan-Meier, 95% bands)"
+    else:
+        series = [
+            {"label": name, "connections": data["connections"], "curve": _with_band(data["curve"])}
+        ]
+        title = f"{name}: connections still active after activation (Kaplan-Meier, 95% band)"
+    segment = f", {data['segment']}" if data.get("segment") else ""
+    return retention_plot(series, path, title=f"{title}\nas of {when.date().isoformat()}{segment}")
 
 
 def _render_retention(d: dict[str, Any]) -> None:
@@ -476,8 +516,6 @@ def _render_retention(d: dict[str, Any]) -> None:
             f"  cohort {c['cohort']}: n={c['connections']}  "
             + ", ".join(f"d{k} {_rate(v)}" for k, v in cra.items())
         )
-    if d.get("plot"):
-        print(f"chart written to {d['plot']}")
 
 
 @app.command()
