@@ -370,6 +370,14 @@ class ServeConfig(_Strict):
     segment_events: dict[str, str] = {}
 
 
+class LogConfig(_Strict):
+    """How `signals serve` writes its log (stderr). ``SIGNALS_LOG_FORMAT`` overrides
+    ``format``."""
+
+    format: Literal["text", "json"] = "text"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
 class WebConfig(_Strict):
     """The web dashboard served by `signals serve`."""
 
@@ -443,6 +451,7 @@ class Config(_Strict):
     signals: SignalsConfig = SignalsConfig()
     bot: BotConfig = BotConfig()
     web: WebConfig = WebConfig()
+    log: LogConfig = LogConfig()
 
     @field_validator("integrations")
     @classmethod
@@ -539,6 +548,8 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = None
     slack_tasks_channel: str | None = None
     slack_api_url: str | None = None
+    # Overrides `[log] format` (text | json).
+    signals_log_format: Literal["text", "json"] | None = None
 
     @property
     def database_url(self) -> str:

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, delete
 
 from integration_signals.bot import tasks as bot_tasks
 from integration_signals.config import Config, Settings
+from integration_signals.schedules.logs import log_context
 from integration_signals.schedules.pipeline import after_ingest
 from integration_signals.schedules.pipeline import summary as _summary
 from integration_signals.scoring.run import score_accounts
@@ -115,7 +116,8 @@ def build_jobs(engine: Engine, config: Config, settings: Settings) -> list[JobSp
     for destination in (d.name for d in sync_registry.configured(settings)):
 
         def sync_job(ctx: JobContext, destination: str = destination) -> dict[str, Any] | None:
-            return _summary(run_sync(engine, config, settings, destination, now=ctx.now))
+            with log_context(destination=destination):
+                return _summary(run_sync(engine, config, settings, destination, now=ctx.now))
 
         jobs.append(
             JobSpec(

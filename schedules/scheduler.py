@@ -34,6 +34,7 @@ from integration_signals.config import Config, Settings
 from integration_signals.schedules.exceptions import JobFailed, Stopping
 from integration_signals.schedules.jobs import JobContext, JobSpec, anchor, tick_of
 from integration_signals.schedules.locks import ABANDONED, FAILED, OK, RUNNING, TickLocks
+from integration_signals.schedules.logs import log_context
 from integration_signals.store.jsonio import dumps
 from integration_signals.store.models import JobRun
 from integration_signals.store.sql import as_utc, utcnow
@@ -42,13 +43,20 @@ from integration_signals.syncs import registry
 log = logging.getLogger("signals.schedules")
 
 Alert = Callable[[str], None]
+# Told of every finished run: (job id, "ok" | "failed" | "stopped", seconds, summary).
+Observer = Callable[[str, str, float, Any], None]
+
+
+def secrets(settings: Settings) -> list[str]:
+    """Every secret value: the settings' own (ingest token, Slack) and every CRM
+    destination's."""
+    return [s for s in [*settings.secret_values(), *registry.secrets(settings)] if s]
 
 
 def redact(text: str, settings: Settings) -> str:
-    """``text`` with every secret value blanked out: the settings' own (ingest token,
-    Slack) and every CRM destination's."""
-    for secret in [*settings.secret_values(), *registry.secrets(settings)]:
-        if secret and len(secret) >= 4:
+    """``text`` with every secret value blanked out."""
+    for secret in secrets(settings):
+        if len(secret) >= 4:
             text = text.replace(secret, "***")
     return text
 
@@ -89,6 +97,7 @@ class Scheduler:
         self._running: dict[str, int] = {}
         self._running_guard = threading.Lock()
         self.leftovers: list[str] = []
+        self._observers: list[Observer] = []
         grace = config.schedules.misfire_grace_seconds
         self._aps = BackgroundScheduler(
             timezone="UTC",
@@ -102,6 +111,17 @@ class Scheduler:
         # The listener below writes the one line per failure; APScheduler's own
         # traceback would repeat it.
         logging.getLogger("apscheduler.executors.default").setLevel(logging.CRITICAL)
+
+    def add_observer(self, observer: Observer) -> None:
+        """Call ``observer`` after every run this process finishes (metrics)."""
+        self._observers.append(observer)
+
+    def _observe(self, job_id: str, status: str, seconds: float, result: Any) -> None:
+        for observer in self._observers:
+            try:
+                observer(job_id, status, seconds, result)
+            except Exception as exc:  # recording a run must never fail the run
+                log.error("job %s: an observer failed: %s", job_id, one_line(exc))
 
     # ------------------------------------------------------------ lifecycle
 
@@ -200,32 +220,40 @@ class Scheduler:
             log.warning(
                 "job %s tick %s: resuming after a %s", spec.id, _iso(tick), claim.resumed_from
             )
+        with log_context(job=spec.id, run_id=claim.run_id):
+            return self._run_claimed(spec, tick, claim.run_id)
+
+    def _run_claimed(self, spec: JobSpec, tick: datetime, run_id: int) -> str:
         ctx = JobContext(spec.id, tick, utcnow(), self.stopping)
         with self._running_guard:
-            self._running[spec.id] = claim.run_id
+            self._running[spec.id] = run_id
         started = time.monotonic()
         try:
             result = spec.func(ctx)
         except Stopping as exc:
-            self.locks.finish(claim.run_id, ABANDONED, f"stopped at shutdown: {exc}")
+            self.locks.finish(run_id, ABANDONED, f"stopped at shutdown: {exc}")
             log.warning("job %s tick %s stopped at shutdown: %s", spec.id, _iso(tick), exc)
+            self._observe(spec.id, "stopped", time.monotonic() - started, None)
             return "stopped"
         except Exception as exc:
             message = redact(one_line(exc), self.settings)
-            self.locks.finish(claim.run_id, FAILED, message)
+            self.locks.finish(run_id, FAILED, message)
+            self._observe(spec.id, "failed", time.monotonic() - started, None)
             raise JobFailed(message) from None
         finally:
             with self._running_guard:
                 self._running.pop(spec.id, None)
-        self.locks.finish(claim.run_id, OK)
+        self.locks.finish(run_id, OK)
+        took = time.monotonic() - started
         log.info(
             "job %s tick %s ok in %.2fs on %s: %s",
             spec.id,
             _iso(tick),
-            time.monotonic() - started,
+            took,
             self.locks.host,
             redact(dumps(result, indent=False), self.settings)[:1000] if result else "-",
         )
+        self._observe(spec.id, "ok", took, result)
         return "ok"
 
     # ------------------------------------------------------------ the one listener
@@ -243,6 +271,7 @@ class Scheduler:
                 job_id,
                 health.failures,
                 health.last_error,
+                extra={"job": job_id},
             )
             threshold = self.config.schedules.alert_after_failures
             if health.failures >= threshold and not health.alerted:

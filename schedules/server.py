@@ -28,13 +28,17 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import Engine, text
 
 from integration_signals.config import Config, ConfigError, Settings
+from integration_signals.schedules import api_docs
 from integration_signals.schedules.exceptions import Refused
+from integration_signals.schedules.logs import configure_logging as _configure_logging
+from integration_signals.schedules.logs import log_context
+from integration_signals.schedules.metrics import Metrics, SlackTiming
 from integration_signals.schedules.rescore import Rescorer
-from integration_signals.schedules.scheduler import Scheduler, one_line, redact
+from integration_signals.schedules.scheduler import Scheduler, one_line, redact, secrets
 from integration_signals.schedules.segment import (
     BadBatch,
     Mapped,
@@ -48,6 +52,8 @@ from integration_signals.store.jsonio import dumps
 from integration_signals.store.sql import utcnow
 
 log = logging.getLogger("signals.serve")
+
+INGEST_PATHS = ("/v1/events", "/v1/batch")
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -170,25 +176,39 @@ def create_app(
     *,
     scheduler: Scheduler | None = None,
 ) -> FastAPI:
-    """The serve application. With ``scheduler``, its lifespan starts and stops it."""
+    """The serve application. With ``scheduler``, its lifespan starts and stops it and
+    its runs are counted in ``/metrics``."""
     try:
         names = track_names(config.serve.segment_events)
     except ValueError as exc:
         raise ConfigError(f"config: {exc}") from None
+    from integration_signals import __version__
+
     rescorer = Rescorer(engine, config)
+    metrics = Metrics(engine)
+    if scheduler is not None:
+        scheduler.add_observer(metrics.job_finished)
     app = FastAPI(
         title="Integration Signals",
+        version=__version__,
+        description=api_docs.DESCRIPTION,
         lifespan=_lifespan(rescorer, scheduler),
+        # /openapi.json documents the API (not the web pages or Slack's endpoint);
+        # /docs is our own page (see api_docs): Swagger UI would need a CDN.
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url="/openapi.json",
     )
-    _answer_errors(app, settings)
-    _route_events(app, engine, config, settings, rescorer)
-    _route_segment_batch(app, engine, config, settings, rescorer, names)
+    app.state.metrics = metrics
+    _answer_errors(app, settings, metrics)
+    _route_events(app, engine, config, settings, rescorer, metrics)
+    _route_segment_batch(app, engine, config, settings, rescorer, names, metrics)
     _route_healthz(app, engine, settings, rescorer, scheduler, slack=_slack_state(settings))
+    _route_metrics(app, settings, metrics)
+    _route_docs(app)
     _mount_slack(app, engine, config, settings)
-    _mount_web(app, engine, config, settings, scheduler)
+    _mount_web(app, engine, config, settings, scheduler, metrics)
+    app.add_middleware(SlackTiming, metrics=metrics)
     return app
 
 
@@ -212,12 +232,17 @@ def _lifespan(
     return lifespan
 
 
-def _answer_errors(app: FastAPI, settings: Settings) -> None:
+def _answer_errors(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
     """A refusal answers its own status and code (401s say how to authenticate); any
     other exception answers 500 with one redacted line."""
 
+    def count(request: Request, status: int) -> None:
+        if request.url.path in INGEST_PATHS:
+            metrics.ingest_answered(request.url.path, status, None)
+
     @app.exception_handler(Refused)
-    async def _refused(_request: Request, exc: Refused) -> JSONResponse:
+    async def _refused(request: Request, exc: Refused) -> JSONResponse:
+        count(request, exc.status)
         return JSONResponse(
             {"error": exc.message, "code": exc.code, "message": exc.message},
             status_code=exc.status,
@@ -230,6 +255,7 @@ def _answer_errors(app: FastAPI, settings: Settings) -> None:
         # account upserts), so a client retrying after this answer double-counts nothing.
         message = redact(one_line(exc), settings)
         log.error("%s %s failed: %s", request.method, request.url.path, message)
+        count(request, 500)
         return JSONResponse(
             {
                 "error": f"the server failed ({message}); retry: ingest is idempotent",
@@ -241,12 +267,17 @@ def _answer_errors(app: FastAPI, settings: Settings) -> None:
 
 
 def _route_events(
-    app: FastAPI, engine: Engine, config: Config, settings: Settings, rescorer: Rescorer
+    app: FastAPI,
+    engine: Engine,
+    config: Config,
+    settings: Settings,
+    rescorer: Rescorer,
+    metrics: Metrics,
 ) -> None:
     """``POST /v1/events``: our ingest API, a JSON array or NDJSON behind a bearer token."""
     limit = config.serve.max_body_bytes
 
-    @app.post("/v1/events")
+    @app.post("/v1/events", **api_docs.EVENTS_DOC)
     async def post_events(request: Request) -> Response:
         _check_token(_bearer(request), settings, what="Authorization: Bearer $SIGNALS_INGEST_TOKEN")
         objects = parse_events(await _read_body(request, limit))
@@ -257,6 +288,7 @@ def _route_events(
             answer["duplicates"],
             answer["quarantined"],
         )
+        metrics.ingest_answered("/v1/events", 200, answer)
         return _json(answer)
 
 
@@ -278,11 +310,12 @@ def _route_segment_batch(
     settings: Settings,
     rescorer: Rescorer,
     names: dict[str, str],
+    metrics: Metrics,
 ) -> None:
     """``POST /v1/batch``: Segment's batch API, the write key as the basic auth user."""
     limit = config.serve.max_body_bytes
 
-    @app.post("/v1/batch")
+    @app.post("/v1/batch", **api_docs.BATCH_DOC)
     async def post_batch(request: Request) -> Response:
         _check_token(
             _basic_user(request),
@@ -306,6 +339,7 @@ def _route_segment_batch(
             answer["accounts"]["imported"],
             sum(mapped.ignored.values()),
         )
+        metrics.ingest_answered("/v1/batch", 200, answer)
         return _json(answer)
 
 
@@ -342,7 +376,7 @@ def _route_healthz(
     """``GET /healthz``: 200 while the database answers (``degraded`` when a job is
     stale), 503 when it does not."""
 
-    @app.get("/healthz")
+    @app.get("/healthz", **api_docs.HEALTHZ_DOC)
     async def healthz() -> Response:
         database: dict[str, Any] = {"url": engine.url.render_as_string(hide_password=True)}
 
@@ -375,8 +409,49 @@ def _route_healthz(
         )
 
 
+def _route_metrics(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
+    """``GET /metrics``: Prometheus' text format behind the ingest API's bearer token
+    (one listener, one secret; Prometheus sends it with ``authorization``)."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    @app.get("/metrics", **api_docs.METRICS_DOC)
+    async def get_metrics(request: Request) -> Response:
+        _check_token(_bearer(request), settings, what="Authorization: Bearer $SIGNALS_INGEST_TOKEN")
+        # The collector queries the database: off the event loop.
+        body = await run_in_threadpool(metrics.exposition)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def _route_docs(app: FastAPI) -> None:
+    """``GET /docs``: the API reference rendered from ``/openapi.json`` (no script, no
+    CDN), under the dashboard's Content-Security-Policy."""
+    from integration_signals.web.site import SECURITY_HEADERS
+
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = api_docs.with_security(original())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        return HTMLResponse(api_docs.render_docs(app.openapi()), headers=SECURITY_HEADERS)
+
+    @app.get("/docs/docs.css", include_in_schema=False)
+    async def docs_css() -> Response:
+        return Response(api_docs.CSS, media_type="text/css", headers=SECURITY_HEADERS)
+
+
 def _mount_web(
-    app: FastAPI, engine: Engine, config: Config, settings: Settings, scheduler: Scheduler | None
+    app: FastAPI,
+    engine: Engine,
+    config: Config,
+    settings: Settings,
+    scheduler: Scheduler | None,
+    metrics: Metrics,
 ) -> None:
     """The web dashboard, with what it may not import itself handed in as hooks: the
     bot's Slack message refresh, the sync destinations and runs ("run now" and the
@@ -401,14 +476,17 @@ def _mount_web(
         a PostgreSQL advisory lock across processes, a thread lock within one), so it
         never overlaps the scheduled run or another "run now". A dry run writes nothing
         and takes no lock."""
-        if dry_run:
-            return run_sync(
-                engine, config, settings, destination, dry_run=True, now=utcnow()
-            ).as_json()
-        with locks.job_lock(f"sync.{destination}") as got:
-            if not got:
-                raise SyncAlreadyRunning(f"a sync to {destination} is already running")
-            return run_sync(engine, config, settings, destination, now=utcnow()).as_json()
+        with log_context(destination=destination):
+            if dry_run:
+                return run_sync(
+                    engine, config, settings, destination, dry_run=True, now=utcnow()
+                ).as_json()
+            with locks.job_lock(f"sync.{destination}") as got:
+                if not got:
+                    raise SyncAlreadyRunning(f"a sync to {destination} is already running")
+                report = run_sync(engine, config, settings, destination, now=utcnow()).as_json()
+            metrics.sync_finished(report)
+            return report
 
     links = crm_links(config, settings)
     hooks = WebHooks(
@@ -419,7 +497,9 @@ def _mount_web(
         record_urls=lambda: dict(links.urls),
         record_labels=lambda: dict(links.labels),
     )
-    app.include_router(create_web_app(engine, config, settings, hooks=hooks))
+    app.include_router(
+        create_web_app(engine, config, settings, hooks=hooks), include_in_schema=False
+    )
 
 
 def _queue(rescorer: Rescorer, report: IngestReport) -> dict[str, Any]:
@@ -451,7 +531,8 @@ def _mount_slack(app: FastAPI, engine: Engine, config: Config, settings: Setting
     from integration_signals.schedules.compose import crm_links
 
     app.include_router(
-        slack_router(engine, config, settings, crm_links=crm_links(config, settings))
+        slack_router(engine, config, settings, crm_links=crm_links(config, settings)),
+        include_in_schema=False,
     )
 
 
@@ -474,17 +555,20 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def configure_logging() -> None:
-    root = logging.getLogger()
-    if not any(getattr(h, "_signals", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler._signals = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    # The scheduler's error listener writes one line per skipped or failed run.
-    logging.getLogger("apscheduler").setLevel(logging.ERROR)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+def log_format(config: Config, settings: Settings) -> str:
+    """``SIGNALS_LOG_FORMAT`` if set, else ``[log] format``."""
+    return settings.signals_log_format or config.log.format
+
+
+def configure_logging(config: Config | None = None, settings: Settings | None = None) -> None:
+    """The process's log on stderr: text or JSON lines (``log_format``), every secret of
+    ``settings`` blanked."""
+    if config is None or settings is None:
+        _configure_logging()
+        return
+    _configure_logging(
+        log_format(config, settings), secrets=secrets(settings), level=config.log.level
+    )
 
 
 def _exit_quietly_after(server: Any) -> None:
@@ -519,7 +603,7 @@ def serve(
     from integration_signals.schedules.jobs import build_jobs
     from integration_signals.schedules.locks import InstanceLock
 
-    configure_logging()
+    configure_logging(config, settings)
     instance = InstanceLock(engine)
     instance.acquire()
     try:
@@ -530,7 +614,11 @@ def serve(
         actual = sock.getsockname()[1]
         if settings.signals_ingest_token is None:
             log.warning("SIGNALS_INGEST_TOKEN is not set: the ingest API refuses every request")
-        print(f"signals serve: listening on http://{host}:{actual}", file=sys.stderr, flush=True)
+        listening = f"signals serve: listening on http://{host}:{actual}"
+        if log_format(config, settings) == "json":
+            log.info(listening)  # every line of a JSON log is JSON
+        else:
+            print(listening, file=sys.stderr, flush=True)
         server = uvicorn.Server(
             uvicorn.Config(
                 app,
