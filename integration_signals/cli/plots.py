@@ -44,6 +44,15 @@ STYLE = {
 }
 
 
+def wrote_chart(path: Path) -> str:
+    """Say on stderr where a `--plot` PNG went (stdout keeps the report, or its one
+    JSON document, which gains a ``plot`` key); the path as a string."""
+    from integration_signals.cli.runtime import stderr
+
+    stderr.print(f"chart written to {path}", markup=False)
+    return str(path)
+
+
 def _save(fig: Figure, path: Path) -> Path:
     path = Path(path)
     fig.savefig(path, format="png", dpi=DPI)
@@ -189,7 +198,8 @@ def funnel_plot(rows: Sequence[Mapping[str, Any]], path: Path, *, title: str) ->
             fig, ax = plt.subplots(figsize=SIZE)
             _funnel_one(ax, rows[0])
         else:
-            fig, ax = plt.subplots(figsize=(max(SIZE[0], 1.0 * len(rows) + 2), SIZE[1]))
+            wide = min(16.0, max(SIZE[0], 0.6 * len(rows) + 2))
+            fig, ax = plt.subplots(figsize=(wide, SIZE[1]))
             _funnel_many(ax, rows)
         ax.set_title(title, loc="left")
         fig.tight_layout()
@@ -269,13 +279,17 @@ def _funnel_many(ax: Any, rows: Sequence[Mapping[str, Any]]) -> None:
             )
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels([r.get("name") or r["integration"] for r in rows], rotation=35, ha="right")
-    ax.set_ylim(0, top * 1.15)
+    from matplotlib.patches import Patch
+
+    ax.set_ylim(0, top * 1.3)
+    ax.set_xlim(-0.6, len(rows) - 0.4)
     ax.set_ylabel("connections")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
-    ax.bar([], [], color=HIGHLIGHT, label="largest drop (share lost above the group)")
-    ax.legend(loc="upper right", ncols=3, frameon=True, framealpha=0.9)
+    handles = [Patch(color=shades[s], label=label) for s, (label, _, _) in enumerate(STAGES)]
+    handles.append(Patch(color=HIGHLIGHT, label="largest drop (share lost above the group)"))
+    ax.legend(handles=handles, loc="upper left", ncols=6, frameon=True, framealpha=0.9)
 
 
 # ---------------------------------------------------------------- health history
@@ -287,9 +301,11 @@ def health_plot(
     *,
     title: str,
     bands: Mapping[str, int],
+    until: Any = None,
 ) -> Path:
-    """The account's daily score (``account_health()["history"]``) on 0-100, the band
-    areas shaded and their thresholds drawn, each point in its band's colour."""
+    """The account's score (``account_health()["history"]``: a point each day it
+    changed) on 0-100 as steps held until the next change or ``until`` (a date), the
+    band areas shaded and their thresholds drawn, each point in its band's colour."""
     import datetime as dt
 
     days = [
@@ -329,7 +345,13 @@ def health_plot(
             fontsize=10,
         )
         if days:
-            ax.plot(days, scores, color="#111827", linewidth=1.8, zorder=3, label="score")
+            held_days, held = list(days), list(scores)
+            if until is not None and until > days[-1]:
+                held_days.append(until)
+                held.append(scores[-1])
+            ax.plot(
+                held_days, held, drawstyle="steps-post", color="#111827", linewidth=1.8, zorder=3
+            )
             ax.scatter(
                 days,
                 scores,
@@ -357,6 +379,8 @@ def health_plot(
                 fontsize=12,
                 color=MUTED,
             )
+        if len(set(days)) == 1:  # one day scored: a dot mid-chart, not an empty axis
+            ax.set_xlim(days[0] - dt.timedelta(days=7), days[0] + dt.timedelta(days=7))
         ax.set_ylim(0, 100)
         ax.set_ylabel("integration health score (0-100)")
         ax.set_xlabel("day (UTC)")
@@ -384,7 +408,15 @@ def impact_plot(
         for y, r in zip(ys, rows, strict=True):
             if r["lift"] is None:
                 ax.text(
-                    0, y, "too few adopters", ha="center", va="center", color=MUTED, fontsize=10
+                    0,
+                    y,
+                    "too few adopters",
+                    ha="center",
+                    va="center",
+                    color=MUTED,
+                    fontsize=10,
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 1},
+                    zorder=5,
                 )
                 continue
             color = IMPACT_COLORS.get(r["band"] or "", MUTED)

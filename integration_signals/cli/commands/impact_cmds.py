@@ -3,6 +3,7 @@ predict churn?) and `model train|report` (the outcome model)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -58,24 +59,33 @@ def impact(
     caliper: float | None = typer.Option(
         None, "--caliper", help="Largest match distance in standard deviations (0 = none)."
     ),
+    plot: Path | None = typer.Option(
+        None,
+        "--plot",
+        help="With --all: also write each lift and its 95% interval as a PNG to this path.",
+    ),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Does adopting INTEGRATION change OUTCOME, against matched non-adopters?
 
     Each analysis is also kept (one per integration and outcome) for the dashboard's
-    integration pages."""
+    integration pages. --all shows its progress on stderr, one step per integration."""
+    from integration_signals.cli.progress import Steps
     from integration_signals.scoring.impact import (
         ImpactError,
         ImpactRequest,
         analyze,
         analyze_all,
         default_as_of,
+        integration_keys,
     )
     from integration_signals.scoring.impact_cache import store_impact
     from integration_signals.store.sql import utcnow
 
     if all_ == (integration is not None):
         fail("give one INTEGRATION or --all, not both and not neither", code=2)
+    if plot is not None and not all_:
+        fail("--plot draws every integration's lift: use it with --all", code=2)
     rt = runtime(ctx)
     cfg = rt.config.impact
     moment = parse_as_of(as_of) if as_of else default_as_of(cfg, utcnow())
@@ -92,14 +102,39 @@ def impact(
     reports: list[dict[str, Any]] = []
     try:
         if all_:
-            data = analyze_all(rt.engine, rt.config, req, each=reports.append)
+            total = len(integration_keys(rt.engine, rt.config))
+            with Steps("impact", total) as steps:
+                steps.running("matching adopters of the first integration")
+
+                def each(report: dict[str, Any]) -> None:
+                    reports.append(report)
+                    steps.done(report["integration_name"])
+
+                data = analyze_all(rt.engine, rt.config, req, each=each)
         else:
             data = analyze(rt.engine, rt.config, req)
             reports.append(data)
     except ImpactError as exc:
         raise UserError(str(exc)) from None
     store_impact(rt.engine, reports, now=utcnow())
+    if plot is not None:
+        data["plot"] = _impact_plot(data, reports, plot)
     emit(data, as_json=as_json, render=_render_all if all_ else _render_one)
+
+
+def _impact_plot(data: dict[str, Any], reports: list[dict[str, Any]], path: Path) -> str:
+    from integration_signals.cli.plots import impact_plot, wrote_chart
+
+    rate = any(r.get("outcome_kind") == "rate" for r in reports)
+    return wrote_chart(
+        impact_plot(
+            data["integrations"],
+            path,
+            title=f"impact of each integration on {data['outcome']} ({data['ranked_by']}),"
+            f" adoption up to {str(data['as_of'])[:10]}",
+            unit="pts" if rate else "",
+        )
+    )
 
 
 def _render_one(d: dict[str, Any]) -> None:

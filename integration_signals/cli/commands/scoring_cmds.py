@@ -21,6 +21,9 @@ JSON_OPT = typer.Option(False, "--json", help="Print one JSON document on stdout
 AS_OF_OPT = typer.Option(
     None, "--as-of", help="Score / report as of this UTC day (timestamp or date; default now)."
 )
+PLOT_OPT = typer.Option(
+    None, "--plot", help="Also write the chart as a PNG to this path (the path is said on stderr)."
+)
 SEGMENT_OPT = typer.Option(
     None, "--segment", help="Only this segment: smb, mid_market, enterprise."
 )
@@ -52,13 +55,6 @@ def _segment(value: str | None) -> str | None:
         return normalize_segment(value)
     except BadAccount as exc:
         raise typer.BadParameter(str(exc), param_hint="--segment") from None
-
-
-def wrote_chart(path: Path) -> str:
-    """Say on stderr where a `--plot` PNG went (stdout keeps the report, or its one
-    JSON document, which gains a ``plot`` key); the path as a string."""
-    stderr.print(f"chart written to {path}", markup=False)
-    return str(path)
 
 
 def _since(value: str | None) -> date | None:
@@ -215,14 +211,32 @@ def health(
     ctx: typer.Context,
     account: str = typer.Argument(..., help="Account id, exact name, domain or a fuzzy name."),
     as_of: str | None = AS_OF_OPT,
+    plot: Path | None = PLOT_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """One account's integration health card: score, components, integrations."""
+    """One account's integration health card: score, components, integrations
+    (--plot: its score history with the band thresholds)."""
     from integration_signals.scoring.health import account_health
 
     rt = runtime(ctx)
     account_id = resolve_one(rt.engine, account)
     data = account_health(rt.engine, rt.config, account_id, as_of=parse_as_of(as_of))
+    if plot is not None:
+        from integration_signals.cli import plots
+        from integration_signals.cli.plots import health_plot
+        from integration_signals.scoring.components import rules_for
+
+        bands = rules_for(rt.config.scoring, data["segment"]).bands
+        data["plot"] = plots.wrote_chart(
+            health_plot(
+                data["history"],
+                plot,
+                title=f"{data['name'] or account_id}: integration health score by day"
+                f" (as of {iso(data['as_of'])[:10]})",
+                bands={"healthy": bands.healthy, "watch": bands.watch},
+                until=data["as_of"].date(),
+            )
+        )
     emit(data, as_json=as_json, render=render_health)
 
 
@@ -339,10 +353,12 @@ def funnel(
     segment: str | None = SEGMENT_OPT,
     since: str | None = typer.Option(None, "--since", help="Only connections started since."),
     as_of: str | None = AS_OF_OPT,
+    plot: Path | None = PLOT_OPT,
     wide: bool = filters.WIDE_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Adoption funnel per integration: installed -> activated -> active -> retained."""
+    """Adoption funnel per integration: installed -> activated -> active -> retained
+    (--plot: the stages as bars, the largest drop in red)."""
     from integration_signals.scoring.funnel import funnel_rows
     from integration_signals.scoring.retention import load_lifetimes
 
@@ -363,6 +379,24 @@ def funnel(
         "since": _since(since),
         "integrations": funnel_rows(conns, lifetimes),
     }
+    if plot is not None:
+        from integration_signals.cli import plots
+        from integration_signals.cli.plots import funnel_plot
+
+        rows = data["integrations"]
+        what = rows[0]["name"] if key and rows else "per integration"
+        scope = "".join(
+            f", {label} {value}"
+            for label, value in (("segment", data["segment"]), ("since", data["since"]))
+            if value
+        )
+        data["plot"] = plots.wrote_chart(
+            funnel_plot(
+                rows,
+                plot,
+                title=f"adoption funnel {what} (connections, as of {when.date()}{scope})",
+            )
+        )
     emit(data, as_json=as_json, render=lambda d: render_funnel(d, wide=wide))
 
 
@@ -451,7 +485,9 @@ def retention(
     name = rt.config.integrations[key].name if key in rt.config.integrations else key
     data = {"as_of": when, "segment": _segment(segment), **data, "name": name}
     if plot is not None:
-        data["plot"] = wrote_chart(_retention_plot(data, plot, cohort=cohort, when=when))
+        from integration_signals.cli import plots
+
+        data["plot"] = plots.wrote_chart(_retention_plot(data, plot, cohort=cohort, when=when))
     emit(data, as_json=as_json, render=_render_retention)
 
 
