@@ -12,7 +12,8 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, func, select
 
-from integration_signals.cli.runtime import Runtime, UserError, stderr
+from integration_signals.cli.progress import Steps
+from integration_signals.cli.runtime import Runtime, UserError
 from integration_signals.config import Config
 from integration_signals.store import models
 from integration_signals.store.accounts import import_account_objects
@@ -63,13 +64,26 @@ def _reset(engine: Engine) -> None:
             conn.execute(delete(model.__table__))
 
 
-def build_demo_data(rt: Runtime, *, accounts: int, seed: int, end: datetime) -> dict[str, Any]:
+# The demo's steps, in order, as the progress bar counts them.
+DEMO_STEPS = 10
+
+
+def build_demo_data(
+    rt: Runtime, *, accounts: int, seed: int, end: datetime, steps: Steps | None = None
+) -> dict[str, Any]:
+    """Generate the data set and load it through the normal import and ingest paths
+    (four steps of ``steps``)."""
+    steps = steps or Steps("demo", 4)
     started = time.perf_counter()
-    data = generate(seed, accounts, end=end)
-    _reset(rt.engine)
-    imported = import_account_objects(rt.engine, data.accounts, source="demo", now=end)
-    ingestor = Ingestor(rt.engine, rt.config, now=end)
-    report = ingestor.ingest(read_objects(data.events), source="demo")
+    with steps.step(f"generate {accounts:,} accounts, 180 days of events"):
+        data = generate(seed, accounts, end=end)
+    with steps.step("clear the old demo data"):
+        _reset(rt.engine)
+    with steps.step(f"import {len(data.accounts):,} accounts"):
+        imported = import_account_objects(rt.engine, data.accounts, source="demo", now=end)
+    with steps.step(f"ingest {len(data.events):,} events"):
+        ingestor = Ingestor(rt.engine, rt.config, now=end)
+        report = ingestor.ingest(read_objects(data.events), source="demo")
     return {
         "as_of": end,
         "accounts": imported.imported,
@@ -80,30 +94,36 @@ def build_demo_data(rt: Runtime, *, accounts: int, seed: int, end: datetime) -> 
 
 
 def run_demo(rt: Runtime, *, accounts: int, seed: int, as_json: bool) -> DemoResult:
+    """Build the data set, then one cycle on it; each step's progress on stderr."""
     end = utcnow()
-    if not as_json:
-        stderr.print(f"building the demo data set ({accounts} accounts, 180 days to now)…")
-    summary = build_demo_data(rt, accounts=accounts, seed=seed, end=end)
-    with rt.engine.connect() as conn:
-        summary["integrations"] = conn.execute(
-            select(func.count()).select_from(models.Integration.__table__)
-        ).scalar_one()
-        summary["connections"] = conn.execute(
-            select(func.count()).select_from(models.Connection.__table__)
-        ).scalar_one()
-        summary["segments"] = dict(
-            conn.execute(
-                select(models.Account.segment, func.count()).group_by(models.Account.segment)
-            ).all()
-        )
-    summary["database"] = rt.engine.url.render_as_string(hide_password=True)
-    _score_step(rt, summary, end)
-    summary["signals"] = demo_signals(rt, as_of=end)
-    summary["acme"] = _acme_card(rt, end)
-    summary["crm"] = crm_preview(rt, now=end)
-    _impact_step(rt, summary, end)
-    summary["slack"] = demo_slack(rt, as_of=end)
-    summary["dashboard"] = demo_dashboard(rt, now=end)
+    with Steps("demo", DEMO_STEPS) as steps:
+        summary = build_demo_data(rt, accounts=accounts, seed=seed, end=end, steps=steps)
+        with rt.engine.connect() as conn:
+            summary["integrations"] = conn.execute(
+                select(func.count()).select_from(models.Integration.__table__)
+            ).scalar_one()
+            summary["connections"] = conn.execute(
+                select(func.count()).select_from(models.Connection.__table__)
+            ).scalar_one()
+            summary["segments"] = dict(
+                conn.execute(
+                    select(models.Account.segment, func.count()).group_by(models.Account.segment)
+                ).all()
+            )
+        summary["database"] = rt.engine.url.render_as_string(hide_password=True)
+        with steps.step("score every account"):
+            _score_step(rt, summary, end)
+        with steps.step("evaluate the signal rules"):
+            summary["signals"] = demo_signals(rt, as_of=end)
+            summary["acme"] = _acme_card(rt, end)
+        with steps.step("preview the CRM syncs (dry run)"):
+            summary["crm"] = crm_preview(rt, now=end)
+        with steps.step(f"impact on churn of {', '.join(IMPACT_DEMO)}"):
+            _impact_step(rt, summary, end)
+        with steps.step("answer /integration-health acme"):
+            summary["slack"] = demo_slack(rt, as_of=end)
+        with steps.step("create the dashboard's demo user"):
+            summary["dashboard"] = demo_dashboard(rt, now=end)
     return DemoResult(summary, _render)
 
 
