@@ -49,7 +49,7 @@ def wrote_chart(path: Path) -> str:
     JSON document, which gains a ``plot`` key); the path as a string."""
     from integration_signals.cli.runtime import stderr
 
-    stderr.print(f"chart written to {path}", markup=False)
+    stderr.print(f"chart written to {path}", markup=False, soft_wrap=True)
     return str(path)
 
 
@@ -443,18 +443,24 @@ def impact_plot(
         ax.set_xlabel(f"{label} ({unit}), 95% interval" if unit else f"{label}, 95% interval")
         ax.set_title(title, loc="left")
         ax.grid(axis="x", alpha=0.3)
+        if all(r["lift"] is None for r in rows):
+            ax.set_xlim(-10, 10)  # nothing measured: a readable axis around zero
+        used = {r["band"] for r in rows if r["lift"] is not None}
         for band, color in IMPACT_COLORS.items():
-            ax.plot([], [], marker="o", color=color, linewidth=2.4, label=band)
-        ax.plot(
-            [],
-            [],
-            marker="o",
-            linestyle="none",
-            color=MUTED,
-            markerfacecolor="white",
-            markeredgewidth=2,
-            label="interval includes zero",
-        )
-        ax.legend(loc="best", frameon=True, framealpha=0.9)
+            if band in used:
+                ax.plot([], [], marker="o", color=color, linewidth=2.4, label=band)
+        if any(r.get("no_measurable_effect") for r in rows):
+            ax.plot(
+                [],
+                [],
+                marker="o",
+                linestyle="none",
+                color=MUTED,
+                markerfacecolor="white",
+                markeredgewidth=2,
+                label="interval includes zero",
+            )
+        if used:
+            ax.legend(loc="best", frameon=True, framealpha=0.9)
         fig.tight_layout()
         return _save(fig, path)

@@ -517,6 +517,7 @@ def _retention_plot(data: dict[str, Any], path: Path, *, cohort: str | None, whe
                 f"not drawn (fewer than {MIN_COHORT} connections, or older than the newest"
                 f" {MAX_COHORTS}): {', '.join(hidden)}",
                 markup=False,
+                soft_wrap=True,
             )
         series = [
             {
