@@ -26,7 +26,7 @@ PANELS: dict[str, tuple[str, ...]] = {
     "Signals & tasks": ("signals", "tasks"),
     "CRM": ("sync", "provision"),
     "Slack": ("bot",),
-    "Serve": ("serve",),
+    "Serve": ("serve", "users"),
     "Analysis": ("impact", "backtest", "model"),
 }
 PANEL_OF = {name: panel for panel, names in PANELS.items() for name in names}
