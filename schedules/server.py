@@ -228,11 +228,13 @@ def _answer_errors(app: FastAPI, settings: Settings) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Each ingest batch is one transaction and every write is idempotent (event ids,
         # account upserts), so a client retrying after this answer double-counts nothing.
+        # Only the ingest API says so: Slack's requests and the pages are not ingest.
         message = redact(one_line(exc), settings)
         log.error("%s %s failed: %s", request.method, request.url.path, message)
+        retry = "; retry: ingest is idempotent" if request.url.path.startswith("/v1/") else ""
         return JSONResponse(
             {
-                "error": f"the server failed ({message}); retry: ingest is idempotent",
+                "error": f"the server failed ({message}){retry}",
                 "code": "server_error",
                 "message": message,
             },
