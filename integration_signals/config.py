@@ -48,6 +48,9 @@ class IntegrationDef(_Strict):
 class IngestConfig(_Strict):
     max_clock_skew_hours: float = Field(24, gt=0)
     batch_size: int = Field(100_000, ge=1, le=1_000_000)
+    # Rescore the accounts an ingest touched, at once, as of now. Off for backfills of
+    # history: store only, then `signals replay` builds the history day by day.
+    rescore: bool = True
 
 
 class ImpactConfig(_Strict):
