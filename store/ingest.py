@@ -31,6 +31,7 @@ from integration_signals.store.events import (  # noqa: F401  (names re-exported
     RawRecord,
     Reject,
     Rejected,
+    clean_raw,
     open_records,
     parse_jsonl_chunk,
     parse_records,
@@ -502,7 +503,9 @@ class Ingestor:
     def _quarantine(self, conn: Any, rejects: list[Reject], source: str) -> None:
         """Keep rejected lines verbatim with reason and position (once per line)."""
         rows = []
-        for line_no, raw, reason in rejects:
+        for line_no, verbatim, why in rejects:
+            # The character rule (store.events): every database stores the same text.
+            raw, reason = clean_raw(verbatim), clean_raw(why)
             digest = hashlib.sha256(f"{source}\x00{line_no}\x00{raw}".encode()).hexdigest()
             rows.append(
                 {
