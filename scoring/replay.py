@@ -431,4 +431,59 @@ __all__ = [
     "replay",
     "rewind",
     "steps",
+    "what_if",
 ]
+
+
+def what_if(engine: Engine, config: Config, *, as_of: datetime) -> dict[str, Any]:
+    """Scores and open episodes as of a moment before the latest evaluation, written
+    nowhere: the read-only answer `signals score --as-of` gives for a past moment (a
+    backdated evaluation that wrote would corrupt the state after it; rebuilding the
+    past is `signals replay`). Accounts in the shape of ``run.current_scores``."""
+    from types import SimpleNamespace
+
+    from integration_signals.scoring.episodes import episodes_as_of
+    from integration_signals.scoring.facts import load_facts
+    from integration_signals.scoring.score import score
+    from integration_signals.scoring.signals import segments_for
+    from integration_signals.store.models import Account
+
+    facts = load_facts(engine, config, as_of=as_of.date())
+    a = Account.__table__
+    with engine.connect() as conn:
+        people = {
+            r.account_id: r
+            for r in conn.execute(select(a.c.account_id, a.c.name, a.c.segment, a.c.csm, a.c.owner))
+        }
+        episodes = episodes_as_of(conn, as_of)
+    kinds: dict[str, list[str]] = {}
+    for e in episodes:
+        kinds.setdefault(e["account_id"], []).append(e["kind"])
+    accounts = []
+    for aid in sorted(facts):
+        sc = score(facts[aid], config.scoring)
+        who = people.get(aid)
+        accounts.append(
+            {
+                "account_id": aid,
+                "name": who.name if who else None,
+                "segment": who.segment if who else None,
+                "csm": who.csm if who else None,
+                "owner": who.owner if who else None,
+                "score": sc.score,
+                "band": sc.band,
+                "stage": sc.stage,
+                "reason": sc.reason,
+                "active_integrations": sc.active_integrations,
+                "components": sc.components,
+                "segments": segments_for(
+                    SimpleNamespace(band=sc.band, stage=sc.stage, tenure_days=None),  # type: ignore[arg-type]
+                    kinds.get(aid, ()),
+                    config.signals,
+                ),
+                "percentiles": None,
+                "as_of": as_of,
+                "scored_at": None,
+            }
+        )
+    return {"accounts": accounts, "episodes": episodes}

@@ -85,6 +85,7 @@ def score(
     """Score accounts (only what can have changed, unless --full), then list the
     accounts' current scores, lowest first (--band, --segment, --owner narrow it; --json
     too)."""
+    from integration_signals.scoring.replay import latest_evaluation, what_if
     from integration_signals.scoring.run import current_scores, score_accounts
     from integration_signals.scoring.signals import evaluate_signals
 
@@ -92,13 +93,28 @@ def score(
     order = filters.sort_key(sort, SCORE_SORTS)
     rt = runtime(ctx)
     when = parse_as_of(as_of)
-    report = score_accounts(rt.engine, rt.config, as_of=when, full=full)
-    # The signal rules run after every scoring run, at the same clock; time alone can
-    # start or end an episode, so every account is evaluated.
-    signals = evaluate_signals(rt.engine, rt.config, as_of=when, scored_facts=report.all_facts)
+    latest = latest_evaluation(rt.engine)
+    if latest is not None and when < latest:
+        # Before the latest evaluation: a read-only what-if. Writing would put the
+        # current scores and episodes back in time; `signals replay` rebuilds the past.
+        found = what_if(rt.engine, rt.config, as_of=when)
+        run_doc: dict[str, Any] = {"what_if": True, "latest_evaluation": latest}
+        signals_doc: dict[str, Any] = {
+            "as_of": when,
+            "open_signals": sum(1 for e in found["episodes"] if e["account_id"] != "*"),
+            "episodes": found["episodes"],
+        }
+        rows = found["accounts"]
+    else:
+        report = score_accounts(rt.engine, rt.config, as_of=when, full=full)
+        # The signal rules run after every scoring run, at the same clock; time alone
+        # can start or end an episode, so every account is evaluated.
+        signals = evaluate_signals(rt.engine, rt.config, as_of=when, scored_facts=report.all_facts)
+        run_doc, signals_doc = report.as_json(), signals.as_json()
+        rows = current_scores(rt.engine)
     accounts = [
         row
-        for row in current_scores(rt.engine)
+        for row in rows
         if (wanted_band is None or row["band"] == wanted_band)
         and (wanted_segment is None or row["segment"] == wanted_segment)
         and filters.same_person(owner, row["csm"], row["owner"])
@@ -111,8 +127,9 @@ def score(
         accounts.sort(key=key, reverse=reverse)
     data = {
         "as_of": when,
-        "run": report.as_json(),
-        "signals": signals.as_json(),
+        "what_if": bool(run_doc.get("what_if")),
+        "run": run_doc,
+        "signals": signals_doc,
         "accounts": filters.limited(accounts, limit, as_json=as_json),
         "matched": len(accounts),
     }
@@ -247,13 +264,21 @@ def render_scores(d: dict[str, Any], *, wide: bool = False, console: Console | N
         rows,
         wide=wide,
         console=console,
-        title=f"integration health as of {iso(d['as_of'])}: {run['rescored']:,} rescored, "
-        f"{run['changed']:,} changed, {run['accounts']:,} accounts ({run['seconds']}s)",
+        title=(
+            f"integration health as of {iso(d['as_of'])}: what-if, nothing written (the"
+            f" latest evaluation is {iso(run['latest_evaluation'])}; rebuild the past with"
+            " `signals replay`)"
+            if run.get("what_if")
+            else f"integration health as of {iso(d['as_of'])}: {run['rescored']:,} rescored, "
+            f"{run['changed']:,} changed, {run['accounts']:,} accounts ({run['seconds']}s)"
+        ),
     )
     more = filters.more_line(len(d["accounts"]), d.get("matched", len(d["accounts"])), "accounts")
     if more:
         console.print(more, highlight=False)
-    if "signals" in d:
+    if run.get("what_if"):
+        console.print(f"signals: {d['signals']['open_signals']} open then", highlight=False)
+    elif "signals" in d:
         sig = d["signals"]
         console.print(
             f"signals: {len(sig['fired'])} fired, {len(sig['resolved'])} resolved,"
