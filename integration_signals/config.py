@@ -359,6 +359,11 @@ class SchedulesConfig(_Strict):
     misfire_grace_seconds: float = Field(300, gt=0)
     stale_after_intervals: float = Field(3, gt=0)
     alert_after_failures: int = Field(3, ge=1)
+    # One bad item of a job (a task, a reminder, the digest, a CRM record): retried after
+    # item_retry_minutes, doubling up to item_retry_max_minutes; one alert at the Nth failure.
+    item_alert_after: int = Field(3, ge=1)
+    item_retry_minutes: float = Field(1, gt=0)
+    item_retry_max_minutes: float = Field(60, gt=0)
     shutdown_grace_seconds: float = Field(20, ge=0)
     pull: PullConfig = PullConfig()
 
