@@ -200,7 +200,7 @@ class Scheduler:
             log.warning(
                 "job %s tick %s: resuming after a %s", spec.id, _iso(tick), claim.resumed_from
             )
-        ctx = JobContext(spec.id, tick, utcnow(), self.stopping)
+        ctx = JobContext(spec.id, tick, utcnow(), self.stopping, alert=self._send_alert)
         with self._running_guard:
             self._running[spec.id] = claim.run_id
         started = time.monotonic()
