@@ -30,7 +30,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine, text
 
-from integration_signals.config import Config, ConfigError, Settings
+from integration_signals.config import Config, ConfigError, RedactingFilter, Settings
 from integration_signals.schedules.exceptions import Refused
 from integration_signals.schedules.rescore import Rescorer
 from integration_signals.schedules.scheduler import Scheduler, one_line, redact
@@ -46,6 +46,7 @@ from integration_signals.store.events import as_text, loads_json, read_jsonl
 from integration_signals.store.ingest import Ingestor, IngestReport, RawRecord, read_objects
 from integration_signals.store.jsonio import dumps
 from integration_signals.store.sql import utcnow
+from integration_signals.syncs import registry
 
 log = logging.getLogger("signals.serve")
 
@@ -518,6 +519,8 @@ def serve(
     from integration_signals.schedules.locks import InstanceLock
 
     configure_logging()
+    registry.destinations()  # discovered: their secrets are registered with Settings
+    RedactingFilter(settings).install()  # every log line, whoever logs it
     instance = InstanceLock(engine)
     instance.acquire()
     try:

@@ -373,6 +373,8 @@ def _close(run: _Run, started: float) -> None:
     """Whatever happened: redact, count the API calls, record the run."""
     report, sink = run.report, run.sink
     report.error = redact(report.error, run.settings)
+    for failure in report.failures:  # per-record messages are the vendor's own words
+        failure["error"] = redact(failure.get("error"), run.settings)
     if sink is not None:
         report.api_calls = sink.api_calls
         report.write_calls = sink.write_calls
