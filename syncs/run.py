@@ -366,7 +366,39 @@ def _capabilities(run: _Run) -> None:
             run.written,
             values=tasks.values,
             now=run.now,
+            held=run.held,
+            on_results=lambda results: _record_items(run, results),
         )
+
+
+def _record_items(run: _Run, results: list[RecordResult]) -> None:
+    """Each failed record's failure (reason, count, backoff, one alert); each record
+    that failed before and went through now is forgotten."""
+    report = run.report
+    for r in results:
+        if r.ok:
+            continue
+        failed = item_failures.record_failure(
+            run.engine,
+            run.job,
+            r.record_id,
+            redact(r.error or "refused without a message", run.settings) or "",
+            now=run.now,
+            policy=run.policy,
+        )
+        if failed.alert:
+            report.alerted += 1
+            what = f"{run.dest.label} record {r.record_id}"
+            text = failed.alert_text(what)
+            if run.alert is None:
+                log.error("alert: %s", text)
+            else:
+                try:
+                    run.alert(text)
+                except Exception as exc:  # an alert that cannot go out must not stop the run
+                    log.error("could not send the alert (%s): %s", type(exc).__name__, text)
+    recovered = [r.record_id for r in results if r.ok and r.record_id in run.failing]
+    item_failures.record_successes(run.engine, run.job, recovered)
 
 
 def _close(run: _Run, started: float) -> None:
