@@ -48,6 +48,9 @@ class IntegrationDef(_Strict):
 class IngestConfig(_Strict):
     max_clock_skew_hours: float = Field(24, gt=0)
     batch_size: int = Field(100_000, ge=1, le=1_000_000)
+    # Rescore the accounts an ingest touched, at once, as of now. Off for backfills of
+    # history: store only, then `signals replay` builds the history day by day.
+    rescore: bool = True
 
 
 class ImpactConfig(_Strict):
@@ -356,6 +359,11 @@ class SchedulesConfig(_Strict):
     misfire_grace_seconds: float = Field(300, gt=0)
     stale_after_intervals: float = Field(3, gt=0)
     alert_after_failures: int = Field(3, ge=1)
+    # One bad item of a job (a task, a reminder, the digest, a CRM record): retried after
+    # item_retry_minutes, doubling up to item_retry_max_minutes; one alert at the Nth failure.
+    item_alert_after: int = Field(3, ge=1)
+    item_retry_minutes: float = Field(1, gt=0)
+    item_retry_max_minutes: float = Field(60, gt=0)
     shutdown_grace_seconds: float = Field(20, ge=0)
     pull: PullConfig = PullConfig()
 
@@ -565,11 +573,25 @@ class Settings(BaseSettings):
         return str(self.signals_config) if self.signals_config else "defaults"
 
     def secret_values(self) -> list[str]:
-        """The values of every secret this object holds (declared ``SecretStr`` fields
-        and secret extras); the destinations' own secrets come from their registry."""
+        """The values of every secret this object knows: its declared ``SecretStr``
+        fields and secret extras, the password inside the SQL pull URL, and the
+        ``SecretStr`` fields of every registered secret model (each destination
+        registers its environment model, so this layer never imports ``syncs``)."""
         values = [getattr(self, name) for name in type(self).model_fields]
         values += list((self.model_extra or {}).values())
-        return [v.get_secret_value() for v in values if isinstance(v, SecretStr)]
+        for model in list(_SECRET_MODELS):
+            env = self.env(model)
+            values += [getattr(env, name) for name in type(env).model_fields]
+        found = [v.get_secret_value() for v in values if isinstance(v, SecretStr)]
+        found += [p for p in map(_url_password, [self.signals_pull_url]) if p]
+        found += [p for p in map(_url_password, [self.signals_database_url]) if p]
+        return sorted({v for v in found if v}, key=len, reverse=True)
+
+    def redact(self, text: str | None) -> str | None:
+        """``text`` with every secret value (``secret_values``), also URL-encoded,
+        replaced by ``***``: the one redaction every message leaving a client goes
+        through (run records, reports, provisioning, alerts, Slack errors, logs)."""
+        return redact_values(text, self.secret_values())
 
     def env(self, model: type[EnvModel]) -> EnvModel:
         """A destination's environment variables, typed by its own settings ``model``.
@@ -584,3 +606,89 @@ class Settings(BaseSettings):
             if name in type(self).model_fields or name in extra
         }
         return model(**given)
+
+
+# ---------------------------------------------------------------- redaction
+
+_SECRET_MODELS: list[type[BaseSettings]] = []
+
+
+def register_secret_model(model: type[BaseSettings]) -> None:
+    """Declare an environment model whose ``SecretStr`` fields are secrets every
+    report, record and log line is redacted of (a destination registers its own)."""
+    if model not in _SECRET_MODELS:
+        _SECRET_MODELS.append(model)
+
+
+def _url_password(value: SecretStr | str | None) -> str | None:
+    if value is None:
+        return None
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        password = urlsplit(text).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
+
+
+def redact_values(text: str | None, secrets: list[str]) -> str | None:
+    """``text`` with each of ``secrets`` (and its URL-encoded form) replaced by ``***``;
+    values shorter than 4 characters are left alone (they would blank ordinary words)."""
+    if not text:
+        return text
+    from urllib.parse import quote
+
+    for value in secrets:
+        if len(value) < 4:
+            continue
+        for form in {value, quote(value, safe="")}:
+            if form in text:
+                text = text.replace(form, "***")
+    return text
+
+
+class RedactingFilter:
+    """A logging filter that redacts every record's message and arguments by value of
+    ``settings``' secrets (``Settings.redact``). ``install`` puts it in front of every
+    handler at once, through the log record factory, so handlers added later (uvicorn,
+    libraries) are covered too."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._secrets = settings.secret_values()
+
+    def filter(self, record: Any) -> bool:
+        if not self._secrets:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed log call: leave it to logging's own error path
+            return True
+        redacted = redact_values(message, self._secrets)
+        if redacted != message or record.exc_info or record.exc_text:
+            record.msg, record.args = redacted, ()
+        if record.exc_info and not record.exc_text:
+            import logging
+
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_values(record.exc_text, self._secrets)
+        return True
+
+    def install(self) -> None:
+        import logging
+
+        previous = logging.getLogRecordFactory()
+        if getattr(previous, "_signals_redacting", False):
+            previous = previous._signals_previous  # type: ignore[attr-defined]
+
+        def factory(*args: Any, **kwargs: Any) -> Any:
+            record = previous(*args, **kwargs)
+            self.filter(record)
+            return record
+
+        factory._signals_redacting = True  # type: ignore[attr-defined]
+        factory._signals_previous = previous  # type: ignore[attr-defined]
+        logging.setLogRecordFactory(factory)

@@ -34,13 +34,15 @@ log = logging.getLogger("signals.schedules")
 
 @dataclass
 class JobContext:
-    """What a running job gets: the tick it runs for, the clock, and a stop flag it
-    should check between units of work (then raise ``schedules.pull.Stopping``)."""
+    """What a running job gets: the tick it runs for, the clock, a stop flag it
+    should check between units of work (then raise ``schedules.pull.Stopping``), and the
+    scheduler's alert path for one item failing again and again (logged without one)."""
 
     job_id: str
     tick: datetime
     now: datetime
     stopping: threading.Event = field(default_factory=threading.Event)
+    alert: Callable[[str], None] | None = None
 
 
 JobFunc = Callable[[JobContext], dict[str, Any] | None]
@@ -117,7 +119,17 @@ def build_jobs(engine: Engine, config: Config, settings: Settings) -> list[JobSp
 
         def sync_job(ctx: JobContext, destination: str = destination) -> dict[str, Any] | None:
             with log_context(destination=destination):
-                return _summary(run_sync(engine, config, settings, destination, now=ctx.now))
+                return _summary(
+                    run_sync(
+                        engine,
+                        config,
+                        settings,
+                        destination,
+                        now=ctx.now,
+                        alert=ctx.alert,
+                        hold_back=True,
+                    )
+                )
 
         jobs.append(
             JobSpec(
@@ -148,7 +160,7 @@ def build_jobs(engine: Engine, config: Config, settings: Settings) -> list[JobSp
         ):
 
             def slack_job(ctx: JobContext, work: Any = work) -> dict[str, Any] | None:
-                return _summary(work(engine, config, settings, now=ctx.now))
+                return _summary(work(engine, config, settings, now=ctx.now, alert=ctx.alert))
 
             jobs.append(JobSpec(job_id, minutes(interval), slack_job, what, at_start=at_start))
 

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection, make_url
 
 from integration_signals.config import Config, Settings
 from integration_signals.schedules.exceptions import PullNotConfigured, Stopping
-from integration_signals.store.events import KNOWN_FIELDS, RawRecord
+from integration_signals.store.events import KNOWN_FIELDS, RawRecord, as_text
 from integration_signals.store.ingest import Ingestor, IngestReport
 from integration_signals.store.models import KeyValue
 from integration_signals.store.sql import upsert, utcnow
@@ -240,7 +240,7 @@ def pull_once(
 
 
 def _raw(event: dict[str, Any]) -> str:
-    return orjson.dumps(event, default=str).decode()
+    return as_text(event)
 
 
 def _advance(

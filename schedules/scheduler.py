@@ -48,17 +48,17 @@ Observer = Callable[[str, str, float, Any], None]
 
 
 def secrets(settings: Settings) -> list[str]:
-    """Every secret value: the settings' own (ingest token, Slack) and every CRM
-    destination's."""
-    return [s for s in [*settings.secret_values(), *registry.secrets(settings)] if s]
+    """Every secret value: the settings' own (ingest token, Slack, the pull URL's
+    password) and every CRM destination's (registered with Settings when found)."""
+    registry.destinations()
+    return settings.secret_values()
 
 
 def redact(text: str, settings: Settings) -> str:
-    """``text`` with every secret value blanked out."""
-    for secret in secrets(settings):
-        if len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
+    """``text`` with every secret value blanked out: the settings' own (ingest token,
+    Slack) and every CRM destination's."""
+    registry.destinations()  # discovered: their secrets are registered with Settings
+    return settings.redact(text) or text
 
 
 def one_line(exc: BaseException) -> str:
@@ -224,7 +224,7 @@ class Scheduler:
             return self._run_claimed(spec, tick, claim.run_id)
 
     def _run_claimed(self, spec: JobSpec, tick: datetime, run_id: int) -> str:
-        ctx = JobContext(spec.id, tick, utcnow(), self.stopping)
+        ctx = JobContext(spec.id, tick, utcnow(), self.stopping, alert=self._send_alert)
         with self._running_guard:
             self._running[spec.id] = run_id
         started = time.monotonic()

@@ -25,13 +25,12 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import Engine, text
 
-from integration_signals.config import Config, ConfigError, Settings
+from integration_signals.config import Config, ConfigError, RedactingFilter, Settings
 from integration_signals.schedules import api_docs
 from integration_signals.schedules.exceptions import Refused
 from integration_signals.schedules.logs import configure_logging as _configure_logging
@@ -47,6 +46,7 @@ from integration_signals.schedules.segment import (
     track_names,
 )
 from integration_signals.store.accounts import import_account_objects
+from integration_signals.store.events import as_text, loads_json, read_jsonl
 from integration_signals.store.ingest import Ingestor, IngestReport, RawRecord, read_objects
 from integration_signals.store.jsonio import dumps
 from integration_signals.store.sql import utcnow
@@ -132,26 +132,22 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 def _loads(data: bytes, where: str) -> Any:
     try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise Refused(
-            400, "bad_json", f"{where} is not valid JSON ({exc}); nothing was stored"
-        ) from None
+        return loads_json(data)
+    except ValueError as exc:
+        raise Refused(400, "bad_json", f"{where} is {exc}; nothing was stored") from None
 
 
-def parse_events(body: bytes) -> list[Any]:
-    """A JSON array of events, or NDJSON (one event per line)."""
+def parse_events(body: bytes) -> list[RawRecord]:
+    """A JSON array of events, or NDJSON (one event per line). NDJSON is read exactly
+    like a JSONL file: a line that is not JSON (or not UTF-8) is quarantined with its
+    reason and the other lines land."""
     stripped = body.strip()
     if not stripped:
         raise Refused(400, "empty", "the body is empty: send a JSON array of events or NDJSON")
     if stripped[:1] == b"[":
         data = _loads(stripped, "the body")
-        return list(data) if isinstance(data, list) else [data]
-    objects = []
-    for line_no, line in enumerate(stripped.splitlines(), start=1):
-        if line.strip():
-            objects.append(_loads(line, f"line {line_no}"))
-    return objects
+        return list(read_objects(data if isinstance(data, list) else [data]))
+    return list(read_jsonl(stripped.split(b"\n")))
 
 
 # ---------------------------------------------------------------- answers
@@ -253,12 +249,14 @@ def _answer_errors(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Each ingest batch is one transaction and every write is idempotent (event ids,
         # account upserts), so a client retrying after this answer double-counts nothing.
+        # Only the ingest API says so: Slack's requests and the pages are not ingest.
         message = redact(one_line(exc), settings)
         log.error("%s %s failed: %s", request.method, request.url.path, message)
         count(request, 500)
+        retry = "; retry: ingest is idempotent" if request.url.path.startswith("/v1/") else ""
         return JSONResponse(
             {
-                "error": f"the server failed ({message}); retry: ingest is idempotent",
+                "error": f"the server failed ({message}){retry}",
                 "code": "server_error",
                 "message": message,
             },
@@ -280,8 +278,8 @@ def _route_events(
     @app.post("/v1/events", **api_docs.EVENTS_DOC)
     async def post_events(request: Request) -> Response:
         _check_token(_bearer(request), settings, what="Authorization: Bearer $SIGNALS_INGEST_TOKEN")
-        objects = parse_events(await _read_body(request, limit))
-        answer = await run_in_threadpool(_ingest_events, engine, config, rescorer, objects)
+        records = parse_events(await _read_body(request, limit))
+        answer = await run_in_threadpool(_ingest_events, engine, config, rescorer, records)
         log.info(
             "POST /v1/events: accepted %d, duplicates %d, quarantined %d",
             answer["accepted"],
@@ -293,11 +291,11 @@ def _route_events(
 
 
 def _ingest_events(
-    engine: Engine, config: Config, rescorer: Rescorer, objects: list[Any]
+    engine: Engine, config: Config, rescorer: Rescorer, records: list[RawRecord]
 ) -> dict[str, Any]:
     """Store the events of one ``/v1/events`` body and queue their accounts' rescoring."""
     ingestor = Ingestor(engine, config, now=utcnow())
-    report = ingestor.ingest(read_objects(objects), source="http:/v1/events")
+    report = ingestor.ingest(records, source="http:/v1/events")
     answer = _ingest_answer(report)
     answer["after_ingest"] = _queue(rescorer, report)
     return answer
@@ -514,7 +512,7 @@ def _queue(rescorer: Rescorer, report: IngestReport) -> dict[str, Any]:
 
 
 def _raw(message: Any) -> str:
-    return orjson.dumps(message, default=str).decode()
+    return as_text(message)
 
 
 def _slack_state(settings: Settings) -> str:
@@ -604,6 +602,7 @@ def serve(
     from integration_signals.schedules.locks import InstanceLock
 
     configure_logging(config, settings)
+    RedactingFilter(settings).install()  # every log line, whoever logs it
     instance = InstanceLock(engine)
     instance.acquire()
     try:

@@ -255,15 +255,22 @@ def load_facts(
     as_of: date,
     account_ids: Iterable[str] | None = None,
     workers: int = 2,
+    lifecycle: Any = None,
 ) -> dict[str, AccountFacts]:
     """Facts of every account (or of ``account_ids``) as of day ``as_of``.
 
     For all accounts the three rollup passes start first on ``workers`` threads with
     their own connections, while this thread loads accounts and connections: the
-    database works in C with the GIL released, so both cores are busy."""
+    database works in C with the GIL released, so both cores are busy.
+
+    ``lifecycle``: what a replay already knows of the lifecycle events up to ``as_of``
+    (``scoring.replay.LifecycleHistory``); late connections are settled from it
+    instead of reading their events again."""
     if account_ids is not None or workers <= 1:
         with engine.connect() as conn:
-            return load_facts_conn(conn, config, as_of=as_of, account_ids=account_ids)
+            return load_facts_conn(
+                conn, config, as_of=as_of, account_ids=account_ids, lifecycle=lifecycle
+            )
     from concurrent.futures import ThreadPoolExecutor
 
     def run(name: str) -> list[Any]:
@@ -280,6 +287,7 @@ def load_facts(
                 config,
                 as_of=as_of,
                 usage=lambda: ((name, future.result()) for name, future in pending),
+                lifecycle=lifecycle,
             )
     finally:
         pool.shutdown(wait=True)
@@ -292,6 +300,7 @@ def load_facts_conn(
     as_of: date,
     account_ids: Iterable[str] | None = None,
     usage: Any = None,
+    lifecycle: Any = None,
 ) -> dict[str, AccountFacts]:
     """Facts as of ``as_of`` over one connection, in four steps: read the account and
     connection rows, build their facts (forgetting what was not known yet at the
@@ -316,7 +325,7 @@ def load_facts_conn(
     )
     seen = _add_usage(by_id, batches, track=bool(late))
     if late:
-        _settle_late(conn, accounts, by_id, late, seen, as_of, cutoff)
+        _settle_late(conn, accounts, by_id, late, seen, as_of, cutoff, lifecycle)
     _derive_states(by_id.values(), as_of)
     return accounts
 
@@ -419,10 +428,14 @@ def _settle_late(
     seen: set[str],
     as_of: date,
     cutoff: datetime,
+    lifecycle: Any = None,
 ) -> None:
     """Replay the late connections' lifecycle up to the cutoff, and drop those of which
     nothing had happened by the as-of day (no rollup, no event, never set up)."""
-    seen |= _replay_lifecycle(conn, by_id, late, as_of, cutoff)
+    if lifecycle is not None:
+        seen |= lifecycle.settle(by_id, late, as_of)
+    else:
+        seen |= _replay_lifecycle(conn, by_id, late, as_of, cutoff)
     for cid in late:
         f = by_id[cid]
         if cid not in seen and f.installed_at is None and f.setup_started_at is None:

@@ -12,20 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Engine, select
 
 from integration_signals.config import COMPONENTS, Config
+from integration_signals.scoring.episodes import episodes_as_of
 from integration_signals.scoring.facts import AccountFacts, load_facts_conn
 from integration_signals.scoring.run import _percentiles, day_bounds
 from integration_signals.scoring.score import score
+from integration_signals.scoring.signals import segments_for
 from integration_signals.store.models import (
     Account,
     AccountScore,
     Connection,
     ScoreHistory,
-    Signal,
     Task,
 )
 from integration_signals.store.sql import as_utc
@@ -72,12 +74,28 @@ def account_health(
         else:
             percentiles = _peer_percentiles(conn, config, account_id, sc)
         trend = _trend(conn, account_id, sc.score, as_of)
-        signals = _open_signals(conn, account_id)
-        tasks = _open_tasks(conn, account_id)
-        errors = _connection_errors(conn, account_id)
-        recent = _recent_signals(
-            conn, account_id, since=as_of - timedelta(days=config.signals.recently_resolved_days)
+        episodes = episodes_as_of(
+            conn,
+            as_of,
+            account_ids=[account_id],
+            recent_days=config.signals.recently_resolved_days,
         )
+        signals = [
+            {k: e[k] for k in ("id", "kind", "subject", "fired_at", "details")}
+            for e in episodes
+            if e["status"] == "open"
+        ]
+        recent = sorted(
+            (
+                {k: e[k] for k in ("id", "kind", "subject", "fired_at", "resolved_at", "details")}
+                for e in episodes
+                if e["status"] == "resolved"
+            ),
+            key=lambda e: (e["resolved_at"], e["id"]),
+            reverse=True,
+        )[:20]
+        tasks = _open_tasks(conn, account_id, as_of)
+        errors = _connection_errors(conn, account_id)
         history = score_history(conn, account_id, since=as_of - timedelta(days=HISTORY_DAYS))
     integrations = integrations_of(facts)
     for item in integrations:
@@ -107,7 +125,13 @@ def account_health(
         "onboarding": sc.details.get("onboarding"),
         "integrations": integrations,
         "percentiles": percentiles,
-        "segments": (stored["segments"] if stored is not None else None) or [],
+        # as of T: from the episodes open then and the score then (what the last
+        # evaluation stored is the same thing when T is its moment)
+        "segments": segments_for(
+            SimpleNamespace(band=sc.band, stage=sc.stage, tenure_days=None),  # type: ignore[arg-type]
+            [e["kind"] for e in signals],
+            config.signals,
+        ),
         "signals": signals,
         "tasks": tasks,
         "crm": crm,
@@ -163,21 +187,6 @@ def _connection_errors(conn: Any, account_id: str) -> dict[str, dict[str, Any]]:
             "last_failure_at": row.last_failure_at,
         }
     return out
-
-
-def _recent_signals(conn: Any, account_id: str, *, since: datetime) -> list[dict[str, Any]]:
-    t = Signal.__table__
-    rows = conn.execute(
-        select(t.c.id, t.c.kind, t.c.subject, t.c.fired_at, t.c.resolved_at, t.c.details)
-        .where(
-            t.c.account_id == account_id,
-            t.c.status == "resolved",
-            t.c.resolved_at >= since,
-        )
-        .order_by(t.c.resolved_at.desc(), t.c.id.desc())
-        .limit(20)
-    ).mappings()
-    return [dict(r) for r in rows]
 
 
 def crm_records(account: Any) -> dict[str, Any]:
@@ -250,17 +259,8 @@ def _peer_percentiles(conn: Any, config: Config, account_id: str, sc: Any) -> di
     return _percentiles(config, stored, {account_id: sc})[account_id]
 
 
-def _open_signals(conn: Any, account_id: str) -> list[dict[str, Any]]:
-    t = Signal.__table__
-    rows = conn.execute(
-        select(t.c.id, t.c.kind, t.c.subject, t.c.fired_at, t.c.details)
-        .where(t.c.account_id == account_id, t.c.status == "open")
-        .order_by(t.c.fired_at.desc(), t.c.id)
-    ).mappings()
-    return [dict(r) for r in rows]
-
-
-def _open_tasks(conn: Any, account_id: str) -> list[dict[str, Any]]:
+def _open_tasks(conn: Any, account_id: str, as_of: datetime) -> list[dict[str, Any]]:
+    """The account's tasks not done, created at or before ``as_of``."""
     t = Task.__table__
     rows = conn.execute(
         select(
@@ -273,7 +273,11 @@ def _open_tasks(conn: Any, account_id: str) -> list[dict[str, Any]]:
             t.c.claimed_by,
             t.c.snoozed_until,
         )
-        .where(t.c.account_id == account_id, t.c.status.in_(OPEN_TASK_STATUSES))
+        .where(
+            t.c.account_id == account_id,
+            t.c.status.in_(OPEN_TASK_STATUSES),
+            t.c.created_at <= as_of,
+        )
         .order_by(t.c.due_at, t.c.id)
     ).mappings()
     return [dict(r) for r in rows]

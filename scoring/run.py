@@ -114,16 +114,20 @@ def score_accounts(
     as_of: datetime,
     full: bool = False,
     account_ids: Iterable[str] | None = None,
+    lifecycle: Any = None,
 ) -> ScoringReport:
     """Rescore what can have changed (all with ``full``, exactly ``account_ids`` when
     given) as of ``as_of``'s UTC day and write account_scores, score_history,
-    connection states and a scoring_runs record."""
+    connection states and a scoring_runs record. ``lifecycle``: a replay's
+    ``LifecycleHistory`` (see ``scoring.facts.load_facts``)."""
     # Millions of short-lived objects and no cycles: the cyclic GC would only
     # re-walk them over and over.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _score_accounts(engine, config, as_of=as_of, full=full, account_ids=account_ids)
+        return _score_accounts(
+            engine, config, as_of=as_of, full=full, account_ids=account_ids, lifecycle=lifecycle
+        )
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -136,6 +140,7 @@ def _score_accounts(
     as_of: datetime,
     full: bool,
     account_ids: Iterable[str] | None,
+    lifecycle: Any = None,
 ) -> ScoringReport:
     clock = _time.perf_counter()
     as_of = as_utc(as_of) or utcnow()
@@ -158,10 +163,12 @@ def _score_accounts(
                 targets = None
         report.timings["select"] = _time.perf_counter() - clock
         if targets is None:
-            facts = load_facts(engine, config, as_of=day)
+            facts = load_facts(engine, config, as_of=day, lifecycle=lifecycle)
             report.all_facts = facts
         elif targets:
-            facts = load_facts_conn(conn, config, as_of=day, account_ids=targets)
+            facts = load_facts_conn(
+                conn, config, as_of=day, account_ids=targets, lifecycle=lifecycle
+            )
         else:
             facts = {}
         report.timings["read"] = _time.perf_counter() - clock

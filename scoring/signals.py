@@ -14,7 +14,7 @@ data proves nothing), and one alert task says so.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -84,12 +84,15 @@ def evaluate_signals(
     as_of: datetime,
     account_ids: Iterable[str] | None = None,
     scored_facts: Mapping[str, Any] | None = None,
+    feed_seen: Callable[[Connection, datetime], datetime | None] | None = None,
 ) -> SignalsReport:
     """Evaluate every rule for the accounts (all when None) as of ``as_of``; write
     episodes, tasks (with history) and ``account_scores.segments``.
 
     ``scored_facts``: scoring's facts for exactly those accounts as of the same day
-    (``ScoringReport.all_facts`` of a run at the same as_of), to skip reloading them."""
+    (``ScoringReport.all_facts`` of a run at the same as_of), to skip reloading them.
+    ``feed_seen``: answers ``store.feed.last_event_seen`` (a replay knows it per day
+    without scanning the events again)."""
     cfg = config.signals
     report = SignalsReport(as_of=as_of)
     ids = None if account_ids is None else sorted(set(account_ids))
@@ -97,7 +100,9 @@ def evaluate_signals(
     facts = collect_facts(engine, config, as_of=as_of, account_ids=ids, scored=scored_facts)
     report.accounts = len(facts)
     with engine.begin() as conn:
-        report.feed_stale = _guard(conn, cfg, as_of=as_of, report=report)
+        report.feed_stale = _guard(
+            conn, cfg, as_of=as_of, report=report, seen=feed_seen or last_event_seen
+        )
         holding = _conditions(facts, cfg)
         open_now = _open_episodes(conn, ids)
         frozen = report.feed_stale
@@ -139,8 +144,15 @@ def feed_stale_open(engine: Engine) -> bool:
 # ---------------------------------------------------------------- the guard
 
 
-def _guard(conn: Connection, cfg: SignalsConfig, *, as_of: datetime, report: SignalsReport) -> bool:
-    last = last_event_seen(conn, as_of)
+def _guard(
+    conn: Connection,
+    cfg: SignalsConfig,
+    *,
+    as_of: datetime,
+    report: SignalsReport,
+    seen: Callable[[Connection, datetime], datetime | None] = last_event_seen,
+) -> bool:
+    last = seen(conn, as_of)
     report.last_event_at = last
     limit = timedelta(hours=cfg.feed_stale_hours)
     stale = last is None or as_of - last >= limit

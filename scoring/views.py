@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from integration_signals.config import Config
+from integration_signals.scoring.episodes import open_at
 from integration_signals.scoring.facts import ConnectionFacts, _info, integration_catalog
 from integration_signals.scoring.funnel import funnel_rows
 from integration_signals.scoring.impact_cache import cached_impact, impact_cache_key
@@ -231,7 +232,7 @@ def portfolio(
         open_signals = (
             select(func.count())
             .select_from(sig)
-            .where(sig.c.account_id == a.c.account_id, sig.c.status == "open")
+            .where(sig.c.account_id == a.c.account_id, open_at(as_of, sig))
             .correlate(a)
             .scalar_subquery()
         )

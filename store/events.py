@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -52,6 +53,21 @@ KNOWN_FIELDS = frozenset(
 )
 MAX_ID_LENGTH = 256
 MAX_COUNT = 2**62
+# Free text (``error`` and every string inside ``properties``) is clipped to this many
+# characters; ``properties`` as a whole may not exceed MAX_PROPERTIES_BYTES as JSON.
+MAX_TEXT_LENGTH = 2000
+MAX_PROPERTIES_BYTES = 64 * 1024
+
+# The byte and character rule (the same on SQLite and PostgreSQL, for every input):
+# identifiers refuse C0 and C1 control characters, DEL and lone surrogates (the record
+# is quarantined, the reason names the field); free text keeps tab, newline and
+# carriage return and has every other such character replaced by U+FFFD, the
+# character invalid UTF-8 decodes to. A line that is not valid UTF-8 is quarantined.
+_ID_BAD = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_TEXT_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# The same characters as serialised JSON shows them (false positives only cost a walk).
+_JSON_BAD = re.compile(r"\\u00[01][0-9a-f]|\\u007f|\\[bf]|[\x7f-\x9f]|\\ud[89a-f]", re.I)
+_RAW_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class Rejected(ValueError):
@@ -97,6 +113,66 @@ def _count(obj: dict[str, Any], name: str) -> int | None:
     return value
 
 
+def clean_text(text: str) -> str:
+    """Free text under the character rule: bad characters become U+FFFD."""
+    if text.isprintable() or not _TEXT_BAD.search(text):
+        return text
+    return _TEXT_BAD.sub("\ufffd", text)
+
+
+def clean_raw(raw: str) -> str:
+    """A quarantined line under the character rule: control characters and lone
+    surrogates are written as JSON escapes (``\\u0000``), so the stored text shows
+    what arrived and every database can store it."""
+    if not _RAW_BAD.search(raw):
+        return raw
+    return _RAW_BAD.sub(lambda m: f"\\u{ord(m.group()):04x}", raw)
+
+
+def _bad_char(name: str, value: str) -> Rejected:
+    found = _ID_BAD.search(value)
+    assert found is not None
+    char = ord(found.group())
+    what = "a lone surrogate" if 0xD800 <= char <= 0xDFFF else "a control character"
+    return Rejected(
+        f"{name} contains {what} (U+{char:04X} at position {found.start()}); identifiers "
+        "must be printable text"
+    )
+
+
+def _clean_json(value: Any) -> Any:
+    """Strings inside properties (keys too) under the character rule, each clipped."""
+    if isinstance(value, str):
+        return clean_text(value[:MAX_TEXT_LENGTH])
+    if isinstance(value, dict):
+        return {_clean_json(str(k)): _clean_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean_json(v) for v in value]
+    return value
+
+
+def properties_text(props: dict[str, Any] | None) -> str | None:
+    """``properties`` as the JSON text to store: strings cleaned and clipped when
+    needed (the common small, clean object is serialised once and checked once)."""
+    if not props:
+        return None
+    try:
+        text = orjson.dumps(props).decode()
+    except TypeError:  # lone surrogates, integers beyond 64 bits
+        text = None
+    if text is None or len(text) > MAX_TEXT_LENGTH or _JSON_BAD.search(text):
+        try:
+            text = orjson.dumps(_clean_json(props)).decode()
+        except TypeError:
+            text = json.dumps(_clean_json(props), default=str, ensure_ascii=False)
+        if len(text) > MAX_PROPERTIES_BYTES:
+            raise Rejected(
+                f"properties is larger than {MAX_PROPERTIES_BYTES // 1024} KB as JSON"
+                f" ({len(text):,} characters after clipping strings to {MAX_TEXT_LENGTH:,})"
+            )
+    return text
+
+
 def _ident(obj: dict[str, Any], name: str, *, required: bool = True) -> str | None:
     value = obj.get(name)
     if (
@@ -111,13 +187,15 @@ def _ident(obj: dict[str, Any], name: str, *, required: bool = True) -> str | No
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise Rejected(f"{name} must be a string")
-    text = str(value).strip()
+    text = str(value).strip(" \t\n\r")  # ordinary whitespace; control characters are refused
     if not text:
         if required:
             raise Rejected(f"{name} is required")
         return None
     if len(text) > MAX_ID_LENGTH:
         raise Rejected(f"{name} is longer than {MAX_ID_LENGTH} characters")
+    if _ID_BAD.search(text):
+        raise _bad_char(name, text)
     return text
 
 
@@ -145,12 +223,24 @@ def validate_event(obj: Any, *, now: datetime, max_skew: timedelta) -> dict[str,
     if not integration.islower():
         integration = integration.lower()
     connection_id = _ident(obj, "connection_id", required=False) or f"{account_id}:{integration}"
+    # isprintable() is a cheap superset test (it also refuses e.g. U+00A0, which the
+    # rule allows); the regex decides only for the rare identifiers it flags.
+    joined = f"{event_id}{account_id}{integration}{connection_id}"
+    if not joined.isprintable() and _ID_BAD.search(joined):
+        for name, value in (
+            ("event_id", event_id), ("account_id", account_id),
+            ("integration", integration), ("connection_id", connection_id),
+        ):  # fmt: skip
+            if value and _ID_BAD.search(value):
+                raise _bad_char(name, value)
     trigger = obj.get("trigger")
     if trigger is not None and (type(trigger) is not str or trigger not in TRIGGERS):
         raise Rejected(f"trigger {str(trigger)[:40]!r} must be scheduled, webhook or manual")
     error = obj.get("error")
     if error is not None and not isinstance(error, str):
-        error = orjson.dumps(error).decode()
+        error = orjson.dumps(_clean_json(error)).decode()
+    if error:
+        error = clean_text(error[:MAX_TEXT_LENGTH])
     props = obj.get("properties")
     if props is not None and not isinstance(props, dict):
         raise Rejected("properties must be a JSON object")
@@ -165,8 +255,8 @@ def validate_event(obj: Any, *, now: datetime, max_skew: timedelta) -> dict[str,
         "bytes": _count(obj, "bytes"),
         "api_calls": _count(obj, "api_calls"),
         "trigger": trigger,
-        "error": error[:2000] if error else None,
-        "properties": props or None,
+        "error": error or None,
+        "properties": properties_text(props),
     }
 
 
@@ -178,13 +268,49 @@ def read_jsonl(stream: Iterable[bytes], *, first_line: int = 1) -> Iterator[RawR
         text = line.strip()
         if not text:
             continue
-        raw = text.decode("utf-8", errors="replace")
         try:
             obj = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
-            yield RawRecord(line_no, raw, error=f"not valid JSON ({str(exc).split(':')[0]})")
+            raw = text.decode("utf-8", errors="replace")
+            obj, error = _loads_slowly(text, exc)
+            if error is not None:
+                yield RawRecord(line_no, raw, error=error)
+                continue
+            yield RawRecord(line_no, raw, obj)
             continue
-        yield RawRecord(line_no, raw, obj)
+        yield RawRecord(line_no, text.decode("utf-8", errors="replace"), obj)
+
+
+def loads_json(text: bytes) -> Any:
+    """JSON text to an object, accepting lone surrogate escapes (which validation then
+    treats by the character rule); raises ValueError naming the problem."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        obj, error = _loads_slowly(text, exc)
+        if error is not None:
+            raise ValueError(error) from None
+        return obj
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _loads_slowly(text: bytes, exc: Exception) -> tuple[Any, str | None]:
+    """A line orjson refused: (object, None) when it is JSON whose only fault is a lone
+    surrogate escape (validation then applies the character rule), else (None, the
+    reason to quarantine it)."""
+    try:
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return None, f"not valid UTF-8 (byte 0x{text[bad.start]:02x} at position {bad.start})"
+    if "surrogate" in str(exc):
+        try:
+            return json.loads(decoded, parse_constant=_refuse_constant), None
+        except ValueError:
+            pass
+    return None, f"not valid JSON ({str(exc).split(':')[0]})"
 
 
 def _csv_value(name: str, value: str | None) -> Any:
@@ -234,10 +360,11 @@ def read_csv(stream: Iterable[str]) -> Iterator[RawRecord]:
 def read_objects(objects: Iterable[Any]) -> Iterator[RawRecord]:
     """Already-parsed objects (the HTTP API): positions count from 1."""
     for index, obj in enumerate(objects, start=1):
-        yield RawRecord(index, _as_text(obj), obj)
+        yield RawRecord(index, as_text(obj), obj)
 
 
-def _as_text(obj: Any) -> str:
+def as_text(obj: Any) -> str:
+    """An object as JSON text for the quarantine (never raises)."""
     try:
         return orjson.dumps(obj).decode()
     except TypeError:  # e.g. integers beyond 64 bits
@@ -277,12 +404,12 @@ def ts_formatter(postgres: bool) -> Callable[[datetime], str]:
 
 
 def to_row(event: dict[str, Any], fmt: Callable[[datetime], str]) -> tuple[Any, ...]:
-    props = event["properties"]
+    props = event["properties"]  # already JSON text (``properties_text``)
     return (
         event["event_id"], event["type"], fmt(event["occurred_at"]), event["account_id"],
         event["integration"], event["connection_id"], event["records"], event["bytes"],
         event["api_calls"], event["trigger"], event["error"],
-        orjson.dumps(props).decode() if props else None,
+        props,
     )  # fmt: skip
 
 

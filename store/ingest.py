@@ -31,6 +31,7 @@ from integration_signals.store.events import (  # noqa: F401  (names re-exported
     RawRecord,
     Reject,
     Rejected,
+    clean_raw,
     open_records,
     parse_jsonl_chunk,
     parse_records,
@@ -40,6 +41,7 @@ from integration_signals.store.events import (  # noqa: F401  (names re-exported
     validate_event,
 )
 from integration_signals.store.feed import mark_received
+from integration_signals.store.lifeline import exit_with_parent
 from integration_signals.store.models import Account, Integration, Quarantine
 from integration_signals.store.sql import chunked, upsert, utcnow
 
@@ -502,7 +504,9 @@ class Ingestor:
     def _quarantine(self, conn: Any, rejects: list[Reject], source: str) -> None:
         """Keep rejected lines verbatim with reason and position (once per line)."""
         rows = []
-        for line_no, raw, reason in rejects:
+        for line_no, verbatim, why in rejects:
+            # The character rule (store.events): every database stores the same text.
+            raw, reason = clean_raw(verbatim), clean_raw(why)
             digest = hashlib.sha256(f"{source}\x00{line_no}\x00{raw}".encode()).hexdigest()
             rows.append(
                 {
@@ -602,7 +606,13 @@ def _parallel_chunks(
     """Parse a JSONL file in a worker process, a few blocks ahead of the writer."""
     ahead = 3
     context = get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+    # The worker exits when this process dies, even by SIGKILL (store.lifeline).
+    with ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=context,
+        initializer=exit_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         pending: deque[tuple[Future[Chunk], int]] = deque()
         blocks = _jsonl_blocks(path, block_bytes)
         args = (ingestor.now, ingestor.max_skew, ingestor.postgres)

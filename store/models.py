@@ -375,6 +375,24 @@ class JobRun(SQLModel, table=True):
     host: str | None = None
 
 
+class ItemFailure(SQLModel, table=True):
+    """One item of a scheduled or batch job that failed (a task to post, a reminder, a
+    day's digest, a CRM record): why, how often in a row, when it is tried again, and
+    when its one alert went out. The row is deleted when the item succeeds."""
+
+    __tablename__ = "item_failures"
+    __table_args__ = (Index("ix_item_failures_due", "job", "next_attempt_at"),)
+
+    job: str = Field(primary_key=True)  # "tasks.post", "sync.salesforce", ...
+    item: str = Field(primary_key=True)  # the item's key within the job ("42", "task:42")
+    failures: int = 0
+    last_error: str
+    first_failed_at: datetime
+    last_failed_at: datetime
+    next_attempt_at: datetime
+    alerted_at: datetime | None = None
+
+
 class KeyValue(SQLModel, table=True):
     """Small named state: cursors of SQL pulls, feed markers."""
 

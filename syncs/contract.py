@@ -15,7 +15,14 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_settings import BaseSettings
 
-from integration_signals.config import Config, ConfigError, Settings, deep_merge, error_line
+from integration_signals.config import (
+    Config,
+    ConfigError,
+    Settings,
+    deep_merge,
+    error_line,
+    register_secret_model,
+)
 from integration_signals.syncs.exceptions import BatchRejected
 
 REASON_MAX = 255
@@ -359,6 +366,10 @@ class Destination:
     # Optional capability: create the fields the sync writes in the CRM (idempotent);
     # returns a report with ``as_json()``. `signals provision <name>` calls it.
     provision: Callable[[Config, Settings], Any] | None = None
+
+    def __post_init__(self) -> None:
+        # Its secrets are redacted from every record and log line (Settings.redact).
+        register_secret_model(self.env_model)
 
     @property
     def id_key(self) -> str:

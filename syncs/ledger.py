@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Text, and_, select, type_coerce, update
+from sqlalchemy import Text, and_, or_, select, type_coerce, update
 from sqlalchemy.engine import Connection
 
 from integration_signals.store import models
@@ -204,7 +204,8 @@ def run_history(conn: Connection, *, destination: str | None, limit: int) -> lis
 
 
 def load_tasks(conn: Connection, account_ids: Iterable[str]) -> list[dict[str, Any]]:
-    """Playbook tasks of these accounts (all statuses, so completion is written too)."""
+    """Playbook tasks of these accounts (all statuses, so completion is written too),
+    except history a replay closed before anyone saw it (``claimed_by`` "replay")."""
     wanted = sorted(set(account_ids))
     t = tasks_t.c
     rows: list[dict[str, Any]] = []
@@ -215,6 +216,7 @@ def load_tasks(conn: Connection, account_ids: Iterable[str]) -> list[dict[str, A
             for r in conn.execute(
                 select(t.id, t.account_id, t.signal_kind, t.title, t.body, t.status, t.due_at)
                 .where(t.account_id.in_(part))
+                .where(or_(t.claimed_by.is_(None), t.claimed_by != "replay"))
                 .order_by(t.id)
             )
         ]

@@ -1,6 +1,13 @@
 """The runner: compute values, match records, plan against the ledger, guard, write in
 batches and record every confirmed write at once. The only place in the syncs layer
-that turns exceptions into run states."""
+that turns exceptions into run states.
+
+A record the CRM refuses (or answers in a shape the sink cannot read) fails alone: it
+is recorded in ``item_failures`` (job ``sync.<destination>``, item: the record id, or
+``task:<id>`` for a playbook task) with the reason, left out of the next runs until its
+backoff has passed (scheduled runs, ``hold_back=True``; a run by hand retries every
+record at once), counted in the report (``failed``, ``held_back``), and alerted once at
+its Nth failure in a row through ``alert``."""
 
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ from typing import Any, cast
 from sqlalchemy import Engine
 
 from integration_signals.config import Config, Settings
+from integration_signals.store import failures as item_failures
 from integration_signals.syncs import ledger
 from integration_signals.syncs.contract import (
     AccountValues,
@@ -55,6 +63,8 @@ class SyncReport:
     written: int = 0
     unchanged: int = 0
     failed: int = 0
+    held_back: int = 0  # records (and tasks) still waiting out the backoff of a failure
+    alerted: int = 0  # records that reached ``item_alert_after`` failures in this run
     api_calls: int = 0
     write_calls: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
@@ -84,6 +94,8 @@ class SyncReport:
             "written": self.written,
             "unchanged": self.unchanged,
             "failed": self.failed,
+            "held_back": self.held_back,
+            "alerted": self.alerted,
             "unmatched": len(self.unmatched_accounts),
             "api_calls": self.api_calls,
             "write_calls": self.write_calls,
@@ -129,6 +141,17 @@ class _Run:
     sink: Sink | None = None
     record_of: dict[str, str] = field(default_factory=dict)
     plan: Plan = field(default_factory=Plan)
+    alert: Callable[[str], None] | None = None
+    failing: set[str] = field(default_factory=set)  # records with failures in a row
+    held: set[str] = field(default_factory=set)  # ... still waiting out their backoff
+
+    @property
+    def job(self) -> str:
+        return f"sync.{self.dest.name}"
+
+    @property
+    def policy(self) -> item_failures.RetryPolicy:
+        return item_failures.RetryPolicy.from_config(self.config)
 
     @property
     def name(self) -> str:
@@ -156,6 +179,8 @@ def run_sync(
     force: bool = False,
     now: datetime,
     progress: Callable[[int, int], None] | None = None,
+    alert: Callable[[str], None] | None = None,
+    hold_back: bool = False,
 ) -> SyncReport:
     """Sync computed values into one registered destination (``salesforce``, ``hubspot``).
 
@@ -169,10 +194,12 @@ def run_sync(
     report = SyncReport(destination=destination, dry_run=dry_run, full=full)
     with engine.begin() as conn:
         report.run_id = ledger.start_run(conn, destination, dry_run=dry_run, full=full, now=now)
-    run = _Run(engine, config, settings, dest, report, now, force=force, progress=progress)
+    run = _Run(
+        engine, config, settings, dest, report, now, force=force, progress=progress, alert=alert
+    )
     try:
         _check_credentials(run)
-        _load(run)
+        _load(run, hold_back=hold_back)
         _open_sink(run)
         _match(run)
         _plan(run)
@@ -219,7 +246,7 @@ def _check_credentials(run: _Run) -> None:
     run.field_map = dest.field_map(run.config)
 
 
-def _load(run: _Run) -> None:
+def _load(run: _Run, *, hold_back: bool = False) -> None:
     """Accounts with their values, remembered matches and the ledger; no writes while
     the event feed is stale."""
     with run.engine.connect() as conn:
@@ -227,6 +254,11 @@ def _load(run: _Run) -> None:
         run.remembered = ledger.load_matches(conn, run.name)
         run.written = ledger.load_ledger(conn, run.name)
         stale = ledger.feed_stale_open(conn)
+        for row in item_failures.failing(conn, run.job):
+            run.failing.add(str(row["item"]))
+            next_at = row["next_attempt_at"]
+            if hold_back and isinstance(next_at, datetime) and next_at > run.now:
+                run.held.add(str(row["item"]))
     if stale:
         run.stop(
             "the event feed is stale (feed_stale signal open): no CRM writes until"
@@ -280,6 +312,10 @@ def _plan(run: _Run) -> None:
     }
     full = run.report.full
     run.plan = make_plan(records, run.written, band_field=run.field_map.get("band"), full=full)
+    if run.held and not run.dry_run:
+        kept = [c for c in run.plan.changes if c.record_id not in run.held]
+        run.report.held_back += len(run.plan.changes) - len(kept)
+        run.plan.changes = kept
     run.report.planned, run.report.unchanged = run.plan.planned, run.plan.unchanged
     guard = None if run.force else run.plan.band_guard(run.config.syncs.band_change_guard)
     if guard:
@@ -311,6 +347,7 @@ def _write(run: _Run) -> None:
     done = 0
     for results in sink.write_batches(changes):
         _record_batch(run.engine, run.name, run.report, by_id, results, now=run.now)
+        _record_items(run, results)
         done += len(results)
         if run.progress is not None:
             run.progress(done, len(changes))
@@ -329,13 +366,47 @@ def _capabilities(run: _Run) -> None:
             run.written,
             values=tasks.values,
             now=run.now,
+            held=run.held,
+            on_results=lambda results: _record_items(run, results),
         )
+
+
+def _record_items(run: _Run, results: list[RecordResult]) -> None:
+    """Each failed record's failure (reason, count, backoff, one alert); each record
+    that failed before and went through now is forgotten."""
+    report = run.report
+    for r in results:
+        if r.ok:
+            continue
+        failed = item_failures.record_failure(
+            run.engine,
+            run.job,
+            r.record_id,
+            redact(r.error or "refused without a message", run.settings) or "",
+            now=run.now,
+            policy=run.policy,
+        )
+        if failed.alert:
+            report.alerted += 1
+            what = f"{run.dest.label} record {r.record_id}"
+            text = failed.alert_text(what)
+            if run.alert is None:
+                log.error("alert: %s", text)
+            else:
+                try:
+                    run.alert(text)
+                except Exception as exc:  # an alert that cannot go out must not stop the run
+                    log.error("could not send the alert (%s): %s", type(exc).__name__, text)
+    recovered = [r.record_id for r in results if r.ok and r.record_id in run.failing]
+    item_failures.record_successes(run.engine, run.job, recovered)
 
 
 def _close(run: _Run, started: float) -> None:
     """Whatever happened: redact, count the API calls, record the run."""
     report, sink = run.report, run.sink
     report.error = redact(report.error, run.settings)
+    for failure in report.failures:  # per-record messages are the vendor's own words
+        failure["error"] = redact(failure.get("error"), run.settings)
     if sink is not None:
         report.api_calls = sink.api_calls
         report.write_calls = sink.write_calls
@@ -386,6 +457,8 @@ def _sync_tasks(
     *,
     values: Callable[[Mapping[str, Any], str], dict[str, str]],
     now: datetime,
+    held: set[str] | None = None,
+    on_results: Callable[[list[RecordResult]], None] | None = None,
 ) -> None:
     """Playbook tasks as CRM records on the matched account (Salesforce Tasks): new ones
     created, changed ones (claimed, done, snoozed) updated; diffed against the ledger
@@ -410,7 +483,9 @@ def _sync_tasks(
             },
         )
         for c in plan.changes
+        if not held or c.record_id not in held
     ]
+    report.held_back += len(plan.changes) - len(changes)
     report.tasks = {"planned": len(changes), "written": 0, "failed": 0, "unchanged": plan.unchanged}
     if not changes:
         return
@@ -418,6 +493,8 @@ def _sync_tasks(
     by_id = {c.record_id: c for c in changes}
     for results in sink.write_tasks(changes):
         _record_batch(engine, report.destination, report, by_id, results, now=now, tasks=True)
+        if on_results is not None:
+            on_results(results)
 
 
 def _record_batch(
@@ -464,6 +541,8 @@ def _finish(engine: Engine, report: SyncReport, *, now: datetime) -> None:
         "blocked": report.blocked,
         "resume_after": report.resume_after,
         "tasks": report.tasks,
+        "held_back": report.held_back,
+        "alerted": report.alerted,
         "seconds": report.seconds,
     }
     with engine.begin() as conn:

@@ -22,7 +22,7 @@ from integration_signals.cli.runtime import Runtime, run_guarded
 # Help panels in the order a new user needs them; commands within a panel in this order.
 PANELS: dict[str, tuple[str, ...]] = {
     "Data": ("demo", "init", "ingest", "accounts", "quarantine"),
-    "Scores": ("score", "health", "funnel", "retention", "ttv"),
+    "Scores": ("score", "replay", "health", "funnel", "retention", "ttv"),
     "Signals & tasks": ("signals", "tasks"),
     "CRM": ("sync", "provision"),
     "Slack": ("bot",),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import json
 import os
 import sys
 import threading
@@ -24,7 +25,7 @@ from rich.console import Console
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from integration_signals.config import Config, Settings
+    from integration_signals.config import Config, RedactingFilter, Settings
 
 stderr = Console(stderr=True, highlight=False)
 # typer's usage errors (BadParameter and kin): click reports them and exits 2.
@@ -103,6 +104,7 @@ class Runtime:
 
         config = self.settings.config
         validate_config(config, self.settings.config_source)
+        install_redaction(self.settings)  # the destinations are known from here on
         return config
 
     @cached_property
@@ -114,19 +116,41 @@ class Runtime:
         return engine
 
 
+_redaction: RedactingFilter | None = None
+
+
+def install_redaction(settings: Settings) -> None:
+    """Redact every log record and every printed result of this process by value of
+    ``settings``' secrets (``Settings.redact``), whatever a vendor echoed back."""
+    global _redaction
+    from integration_signals.config import RedactingFilter
+
+    _redaction = RedactingFilter(settings)
+    _redaction.install()
+
+
+def _redacted(text: str) -> str:
+    if _redaction is None:
+        return text
+    return _redaction.settings.redact(text) or text
+
+
 def emit(data: Any, *, as_json: bool, render: Callable[[Any], None] | None = None) -> None:
     """Print a command's result: exactly one JSON document on stdout with --json,
-    otherwise the human rendering."""
-    if as_json or render is None:
-        from integration_signals.store.jsonio import dumps
+    otherwise the human rendering; either way redacted of every secret value."""
+    from integration_signals.store.jsonio import dumps
 
-        sys.stdout.write(dumps(data) + "\n")
+    text = dumps(data)
+    clean = _redacted(text)
+    if as_json or render is None:
+        sys.stdout.write(clean + "\n")
         sys.stdout.flush()
     else:
-        render(data)
+        render(data if clean == text else json.loads(clean))
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
+    message = _redacted(message)
     stderr.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 

@@ -21,12 +21,7 @@ from integration_signals.syncs.exceptions import FatalSyncError, MissingFields
 from integration_signals.syncs.hubspot import mapping
 from integration_signals.syncs.hubspot.client import HubSpotClient
 from integration_signals.syncs.hubspot.settings import sync_config
-
-
-def _ids_of(error: dict[str, Any]) -> list[str]:
-    context = error.get("context") or {}
-    ids = context.get("ids") or context.get("id") or []
-    return [str(i) for i in (ids if isinstance(ids, list) else [ids])]
+from integration_signals.syncs.hubspot.shapes import batch_results
 
 
 class HubSpotSink:
@@ -100,20 +95,7 @@ class HubSpotSink:
                     destination=self.name,
                 )
             raise exc from None
-        landed = {str(r["id"]) for r in response.get("results") or []}
-        refused: dict[str, str] = {}
-        for error in response.get("errors") or []:
-            message = f"{error.get('category')}: {error.get('message')}"[:500]
-            for record_id in _ids_of(error):
-                refused[record_id] = message
-        results = []
-        for change in batch:
-            if change.record_id in landed and change.record_id not in refused:
-                results.append(RecordResult(change.record_id, True))
-            else:
-                message = refused.get(change.record_id, "HubSpot returned no result for it")
-                results.append(RecordResult(change.record_id, False, message))
-        return results
+        return batch_results(response, batch)
 
     def write_batches(self, changes: Sequence[RecordChange]) -> Iterator[list[RecordResult]]:
         yield from write_concurrently(

@@ -20,17 +20,9 @@ from integration_signals.syncs.exceptions import FatalSyncError, MissingFields, 
 from integration_signals.syncs.salesforce import mapping
 from integration_signals.syncs.salesforce.client import SalesforceClient
 from integration_signals.syncs.salesforce.settings import sync_config
+from integration_signals.syncs.salesforce.shapes import save_results
 
 DEPLOY_HINT = "deploy force-app/ with `sf project deploy start --source-dir force-app`"
-
-
-def _record_error(errors: Sequence[dict[str, Any]]) -> str:
-    parts = []
-    for e in errors or []:
-        code = e.get("statusCode") or e.get("errorCode") or "ERROR"
-        fields = f" ({', '.join(e['fields'])})" if e.get("fields") else ""
-        parts.append(f"{code}: {e.get('message', '')}{fields}")
-    return "; ".join(parts)[:500] or "Salesforce refused the record without a message"
 
 
 def _bulk(sf: Any) -> Any:
@@ -130,16 +122,7 @@ class SalesforceSink:
                 path, method="PATCH", json={"allOrNone": False, "records": records}
             )
         )
-        if not isinstance(saved, list) or len(saved) != len(batch):
-            raise FatalSyncError(
-                "Salesforce answered the Task upsert with an unexpected body", destination=self.name
-            )
-        return [
-            RecordResult(c.record_id, True)
-            if r.get("success")
-            else RecordResult(c.record_id, False, _record_error(r.get("errors", [])))
-            for c, r in zip(batch, saved, strict=True)
-        ]
+        return save_results(saved, batch, what="the Task upsert")
 
     # ---------------------------------------------------------------- matching
     def find_by_domain(self, domains: Sequence[str]) -> dict[str, list[str]]:
@@ -186,18 +169,8 @@ class SalesforceSink:
         saved = self.client.call(
             lambda sf: sf.restful("composite/sobjects", method="PATCH", json=payload)
         )
-        if not isinstance(saved, list) or len(saved) != len(batch):
-            raise FatalSyncError(
-                "Salesforce answered sObject Collections with an unexpected body",
-                destination=self.name,
-            )
         # SaveResults come back in request order; a failed one carries no id.
-        return [
-            RecordResult(c.record_id, True)
-            if r.get("success")
-            else RecordResult(c.record_id, False, _record_error(r.get("errors", [])))
-            for c, r in zip(batch, saved, strict=True)
-        ]
+        return save_results(saved, batch, what="sObject Collections")
 
     def _csv(self, changes: Sequence[RecordChange]) -> str:
         columns = sorted({f for c in changes for f in c.changes})

@@ -23,7 +23,14 @@ def test_post_tasks_remind_and_digest_run_by_hand(cli, engine: Engine, slack: Fa
     task_id = add_task(engine)
     posted = cli("bot", "post-tasks", "--as-of", "2026-11-20T12:00:00Z", "--json", env=_env(slack))
     assert posted.exit_code == 0, posted.stderr
-    assert json.loads(posted.stdout) == {"sent": 1, "failed": 0, "skipped": 0, "errors": []}
+    assert json.loads(posted.stdout) == {
+        "sent": 1,
+        "failed": 0,
+        "skipped": 0,
+        "held_back": 0,
+        "alerted": 0,
+        "errors": [],
+    }
     assert task_row(engine, task_id)["slack_ts"] is not None
     late = "2026-11-21T12:00:00Z"
     reminded = cli("bot", "remind", "--as-of", late, "--json", env=_env(slack))

@@ -3,12 +3,14 @@ run anything; everything else is 401 and leaves Slack and the store untouched.""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from integration_signals.bot.http import RateLimitedLog
 from integration_signals.config import Config, Settings
 from tests.bot.conftest import SlackSender, add_task, serve, task_row
 from tests.fakes.slack import FakeSlack
@@ -92,3 +94,137 @@ def test_without_slack_credentials_the_endpoint_says_what_to_set(engine: Engine,
     assert response.status_code == 503
     assert "SLACK_BOT_TOKEN" in response.json()["error"]
     assert "SLACK_SIGNING_SECRET" in response.json()["error"]
+
+
+# ---------------------------------------------------------------- junk costs nothing
+
+JUNK = "payload={bad"
+
+
+def _refusals(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if "/slack/events refused" in r.getMessage()]
+
+
+@pytest.mark.parametrize(
+    ("how", "kwargs", "reason"),
+    [
+        ("unsigned", {"sign": False}, "missing signature"),
+        ("forged", {"signature": "v0=" + "0" * 64}, "bad signature"),
+        ("stale", {"timestamp": 1_000_000_000}, "stale timestamp"),
+    ],
+)
+def test_an_unsigned_malformed_body_is_a_401_with_one_log_line_and_runs_nothing(
+    engine: Engine,
+    bot: SlackSender,
+    slack: FakeSlack,
+    caplog: pytest.LogCaptureFixture,
+    how: str,
+    kwargs: dict,
+    reason: str,
+):
+    caplog.set_level(logging.DEBUG)
+    response = bot.post(JUNK, **kwargs)
+    assert response.status_code == 401, how
+    assert response.json() == {"error": "invalid request"}
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 1 and reason in lines[0], lines
+    assert not any(r.exc_info for r in caplog.records)  # no traceback
+    assert slack.calls() == []
+
+
+def test_a_non_numeric_timestamp_is_a_401_not_a_crash(bot: SlackSender):
+    import requests
+
+    response = requests.post(
+        bot.url + "/slack/events",
+        data=JUNK.encode(),
+        headers={"X-Slack-Request-Timestamp": "soon", "X-Slack-Signature": "v0=00"},
+        timeout=10,
+    )
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "body",
+    [JUNK, "payload=1", "payload=%5B%5D", "payload=null"],
+    ids=["broken-json", "a-number", "a-list", "null"],
+)
+def test_a_signed_but_malformed_body_is_a_400_with_one_log_line(
+    engine: Engine,
+    bot: SlackSender,
+    slack: FakeSlack,
+    accounts,
+    caplog: pytest.LogCaptureFixture,
+    body: str,
+):
+    task_id = add_task(engine)
+    before = task_row(engine, task_id)
+    caplog.set_level(logging.DEBUG)
+    response = bot.post(body)
+    assert response.status_code == 400
+    assert response.json() == {"error": "malformed request"}
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 1 and "malformed body" in lines[0], lines
+    assert not any(r.exc_info for r in caplog.records)
+    assert slack.calls() == [] and task_row(engine, task_id) == before
+
+
+def test_fifty_bad_requests_write_a_few_log_lines_that_count_the_rest(
+    bot: SlackSender, slack: FakeSlack, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.WARNING, logger="signals.bot")
+    for _ in range(50):
+        assert bot.post(JUNK, sign=False).status_code == 401
+    for _ in range(50):
+        assert bot.post(JUNK).status_code == 400
+    lines = _refusals(caplog)
+    assert 2 <= len(lines) <= 4, [r.getMessage() for r in lines]
+    assert slack.calls() == []
+
+
+def test_the_rate_limited_log_counts_what_it_left_out():
+    logger = logging.getLogger("tests.ratelimited")
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    handler = Keep()
+    logger.addHandler(handler)
+    clock = [0.0]
+    limited = RateLimitedLog(logger, every=10, clock=lambda: clock[0])
+    try:
+        for i in range(30):
+            clock[0] = i * 0.5  # 15 s of refusals, two a second
+            limited.warning("missing signature", "x")
+        limited.warning("bad signature", "y")
+    finally:
+        logger.removeHandler(handler)
+    assert len(seen) == 3
+    assert "+19 more in the last 10s" in seen[1]
+    assert "bad signature" in seen[2]
+
+
+def test_serve_answers_junk_on_slack_events_with_401_and_never_says_ingest(
+    engine: Engine, config: Config, settings: Settings, slack: FakeSlack
+):
+    import requests
+
+    from integration_signals.schedules.server import create_app
+
+    server, url = serve(create_app(engine, config, settings))
+    try:
+        unsigned = requests.post(
+            url + "/slack/events",
+            data=JUNK.encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            timeout=10,
+        )
+        signed = SlackSender(url, slack).post(JUNK)
+    finally:
+        server.should_exit = True
+    assert unsigned.status_code == 401 and signed.status_code == 400
+    for response in (unsigned, signed):
+        assert "ingest" not in response.text
+    assert slack.calls() == []

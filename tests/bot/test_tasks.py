@@ -89,7 +89,7 @@ def test_two_processes_posting_at_once_post_each_task_once(
     assert all(task_row(engine, i)["slack_ts"] for i in ids)
 
 
-def test_a_failed_post_is_retried_by_the_next_run(
+def test_a_failed_post_is_retried_by_a_run_after_its_backoff(
     engine: Engine, config: Config, settings: Settings, slack: FakeSlack, accounts
 ):
     task_id = add_task(engine)
@@ -98,7 +98,8 @@ def test_a_failed_post_is_retried_by_the_next_run(
     assert (report.sent, report.failed) == (0, 1)
     assert "channel_not_found" in report.errors[0]
     assert task_row(engine, task_id)["posted_at"] is None
-    assert post_pending_tasks(engine, config, settings, now=NOW).sent == 1
+    assert post_pending_tasks(engine, config, settings, now=NOW).held_back == 1  # its backoff
+    assert post_pending_tasks(engine, config, settings, now=NOW + timedelta(minutes=1)).sent == 1
 
 
 def test_owner_dm_mode_opens_a_dm_and_falls_back_to_the_channel(

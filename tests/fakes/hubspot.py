@@ -124,6 +124,9 @@ class FakeHubSpot:
                     "options": [{"label": o, "value": o} for o in options or []],
                 }
         self.faults: list[Fault] = []
+        # A vendor (or proxy) that echoes the request's headers, the bearer token among
+        # them, in every error message: redaction is the only thing between it and us.
+        self.echo_headers = False
         self.log: list[Logged] = []
         self.writes = Counter[str]()  # record id -> times its properties were written
         self.refuse: dict[str, str] = {}  # record id -> message (207 error for it)
@@ -231,6 +234,12 @@ class FakeHubSpot:
             return
         with self._lock:
             status, payload, headers = self._answer(handler, method, path, body, fault)
+            if self.echo_headers and isinstance(payload, dict):
+                echo = f" (request headers: {dict(handler.headers)})"
+                for error in payload.get("errors") or []:
+                    error["message"] = f"{error.get('message', '')}{echo}"
+                if "message" in payload:
+                    payload["message"] = f"{payload['message']}{echo}"
             self.log.append(Logged(method, path, body, status, time.monotonic()))
         self._send(handler, status, payload, headers)
 

@@ -32,6 +32,7 @@ AUTH_TEST = {
     "bot_id": "BZYBOTHED",
 }
 TEXT_TYPES = {"plain_text", "mrkdwn"}
+Answer = tuple[int, Any, dict[str, str]]
 
 
 def block_errors(blocks: Any) -> list[str]:
@@ -133,6 +134,9 @@ class FakeSlack:
         self.rejected: list[tuple[str, list[str]]] = []
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.fail_next: dict[str, str] = {}  # method -> error to answer once
+        # method -> a function of the request answering (status, body, headers), or
+        # None for the normal answer; it may sleep (a timeout) or answer any shape.
+        self.scripts: dict[str, Callable[[Received], Answer | None]] = {}
         self.socket_url: str | None = None  # apps.connections.open answers this
         self._ts = itertools.count(1)
         self._urls = itertools.count(1)
@@ -260,6 +264,11 @@ class FakeSlack:
         if not token.startswith("Bearer xoxb-"):
             return 200, {"ok": False, "error": "invalid_auth"}, {}
         api = r.api
+        script = self.scripts.get(api)
+        if script is not None:
+            scripted = script(r)
+            if scripted is not None:
+                return scripted
         if api in self.fail_next:
             error = self.fail_next.pop(api)
             if error == "ratelimited":

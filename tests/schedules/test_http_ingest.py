@@ -113,14 +113,6 @@ REFUSALS = [
         id="gzip-bomb",
     ),
     pytest.param(TOKEN, b'[{"event_id": "a1", "type": ', {}, 400, "not valid JSON", id="cut-json"),
-    pytest.param(
-        TOKEN,
-        json.dumps(event(1)).encode() + b'\n{"event_id": oops}\n',
-        {},
-        400,
-        "line 2 is not valid JSON",
-        id="bad-ndjson-line",
-    ),
     pytest.param(TOKEN, b"   ", {}, 400, "body is empty", id="empty"),
     pytest.param(TOKEN, b"x", {"content-encoding": "br"}, 415, "use gzip", id="unknown-encoding"),
 ]
@@ -217,3 +209,13 @@ def test_accepted_events_get_their_accounts_rescored_in_the_background(
         )
         >= 1
     )
+
+
+def test_a_bad_ndjson_line_is_quarantined_like_a_file_line_and_the_others_land(
+    api: str, engine: Engine
+) -> None:
+    body = json.dumps(event(1)).encode() + b'\n{"event_id": oops}\n' + json.dumps(event(2)).encode()
+    data = post(f"{api}/v1/events", body).json()
+    assert (data["accepted"], data["quarantined"]) == (2, 1)
+    assert data["reasons"][0]["line"] == 2
+    assert data["reasons"][0]["reason"].startswith("not valid JSON")

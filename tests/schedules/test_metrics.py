@@ -101,7 +101,7 @@ def test_counters_move_after_an_ingest_and_job_runs(
     events += [events[0], {"event_id": "bad", "type": "nope"}]
     answer = httpx.post(f"{url}/v1/events", content=json.dumps(events), headers=AUTH, timeout=30)
     assert answer.status_code == 200
-    assert httpx.post(f"{url}/v1/events", content=b"{", headers=AUTH, timeout=10).status_code == 400
+    assert httpx.post(f"{url}/v1/events", content=b"[{", headers=AUTH, timeout=10).status_code == 400
     assert httpx.post(f"{url}/v1/events", content=b"[]", timeout=10).status_code == 401
 
     assert scheduler.run_now("score") == "ok"

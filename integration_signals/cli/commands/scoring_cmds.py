@@ -88,6 +88,7 @@ def score(
     """Score accounts (only what can have changed, unless --full), then list the
     accounts' current scores, lowest first (--band, --segment, --owner narrow it; --json
     too)."""
+    from integration_signals.scoring.replay import latest_evaluation, what_if
     from integration_signals.scoring.run import current_scores, score_accounts
     from integration_signals.scoring.signals import evaluate_signals
 
@@ -95,13 +96,28 @@ def score(
     order = filters.sort_key(sort, SCORE_SORTS)
     rt = runtime(ctx)
     when = parse_as_of(as_of)
-    report = score_accounts(rt.engine, rt.config, as_of=when, full=full)
-    # The signal rules run after every scoring run, at the same clock; time alone can
-    # start or end an episode, so every account is evaluated.
-    signals = evaluate_signals(rt.engine, rt.config, as_of=when, scored_facts=report.all_facts)
+    latest = latest_evaluation(rt.engine)
+    if latest is not None and when < latest:
+        # Before the latest evaluation: a read-only what-if. Writing would put the
+        # current scores and episodes back in time; `signals replay` rebuilds the past.
+        found = what_if(rt.engine, rt.config, as_of=when)
+        run_doc: dict[str, Any] = {"what_if": True, "latest_evaluation": latest}
+        signals_doc: dict[str, Any] = {
+            "as_of": when,
+            "open_signals": sum(1 for e in found["episodes"] if e["account_id"] != "*"),
+            "episodes": found["episodes"],
+        }
+        rows = found["accounts"]
+    else:
+        report = score_accounts(rt.engine, rt.config, as_of=when, full=full)
+        # The signal rules run after every scoring run, at the same clock; time alone
+        # can start or end an episode, so every account is evaluated.
+        signals = evaluate_signals(rt.engine, rt.config, as_of=when, scored_facts=report.all_facts)
+        run_doc, signals_doc = report.as_json(), signals.as_json()
+        rows = current_scores(rt.engine)
     accounts = [
         row
-        for row in current_scores(rt.engine)
+        for row in rows
         if (wanted_band is None or row["band"] == wanted_band)
         and (wanted_segment is None or row["segment"] == wanted_segment)
         and filters.same_person(owner, row["csm"], row["owner"])
@@ -114,12 +130,99 @@ def score(
         accounts.sort(key=key, reverse=reverse)
     data = {
         "as_of": when,
-        "run": report.as_json(),
-        "signals": signals.as_json(),
+        "what_if": bool(run_doc.get("what_if")),
+        "run": run_doc,
+        "signals": signals_doc,
         "accounts": filters.limited(accounts, limit, as_json=as_json),
         "matched": len(accounts),
     }
     emit(data, as_json=as_json, render=lambda d: render_scores(d, wide=wide))
+
+
+# ---------------------------------------------------------------- replay
+
+
+def _day(value: str, param: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date; use e.g. 2026-06-01", param_hint=param
+        ) from None
+
+
+def _step(value: str) -> int:
+    text = value.strip().lower()
+    number = text[:-1] if text.endswith("d") else text
+    if not number.isdigit() or int(number) < 1:
+        raise typer.BadParameter(f"{value!r} is not a step; use e.g. 1d or 7d", param_hint="--step")
+    return int(number)
+
+
+@app.command()
+@guarded
+def replay(
+    ctx: typer.Context,
+    start: str = typer.Option(..., "--from", help="First day to evaluate (UTC date)."),
+    end: str | None = typer.Option(
+        None, "--to", help="Last day to evaluate, included (default: yesterday, UTC)."
+    ),
+    step: str = typer.Option("1d", "--step", help="Days between evaluations, e.g. 1d or 7d."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Rebuild score history, signal episodes, segments and tasks day by day from the
+    stored events, as a live system evaluating at the end of each day would have. The
+    range replaces what earlier evaluations wrote from --from on; tasks resolved before
+    the end are created closed and never posted; what is still open becomes live work."""
+    from datetime import UTC, timedelta
+    from datetime import datetime as _dt
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from integration_signals.scoring.replay import replay as run_replay
+
+    first = _day(start, "--from")
+    last = _day(end, "--to") if end else _dt.now(UTC).date() - timedelta(days=1)
+    if last < first:
+        raise UserError(f"--to {last} is before --from {first}; give a range forward in time")
+    every = _step(step)
+    rt = runtime(ctx)
+    total = (last - first).days // every + (1 if (last - first).days % every else 0) + 1
+    progress = Progress(
+        TextColumn("replay {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=True,
+        disable=not stderr.is_terminal,
+    )
+    with progress:
+        bar = progress.add_task(first.isoformat(), total=total)
+        report = run_replay(
+            rt.engine,
+            rt.config,
+            start=first,
+            end=last,
+            step_days=every,
+            progress=lambda day: progress.update(bar, advance=1, description=day.isoformat()),
+        )
+
+    def render(d: dict[str, Any]) -> None:
+        print(
+            f"replayed {d['days']:,} days, {d['from']} to {d['to']}: episodes opened"
+            f" {d['episodes']['opened']:,}, resolved {d['episodes']['resolved']:,}; tasks"
+            f" live {d['tasks']['live']:,}, closed unseen {d['tasks']['closed']:,}"
+            f" ({d['seconds_per_day']:.2f} s per day)"
+        )
+
+    emit(report.as_json(), as_json=as_json, render=render)
 
 
 BAND_ORDER = {"at_risk": 0, "watch": 1, "healthy": 2}
@@ -164,13 +267,21 @@ def render_scores(d: dict[str, Any], *, wide: bool = False, console: Console | N
         rows,
         wide=wide,
         console=console,
-        title=f"integration health as of {iso(d['as_of'])}: {run['rescored']:,} rescored, "
-        f"{run['changed']:,} changed, {run['accounts']:,} accounts ({run['seconds']}s)",
+        title=(
+            f"integration health as of {iso(d['as_of'])}: what-if, nothing written (the"
+            f" latest evaluation is {iso(run['latest_evaluation'])}; rebuild the past with"
+            " `signals replay`)"
+            if run.get("what_if")
+            else f"integration health as of {iso(d['as_of'])}: {run['rescored']:,} rescored, "
+            f"{run['changed']:,} changed, {run['accounts']:,} accounts ({run['seconds']}s)"
+        ),
     )
     more = filters.more_line(len(d["accounts"]), d.get("matched", len(d["accounts"])), "accounts")
     if more:
         console.print(more, highlight=False)
-    if "signals" in d:
+    if run.get("what_if"):
+        console.print(f"signals: {d['signals']['open_signals']} open then", highlight=False)
+    elif "signals" in d:
         sig = d["signals"]
         console.print(
             f"signals: {len(sig['fired'])} fired, {len(sig['resolved'])} resolved,"

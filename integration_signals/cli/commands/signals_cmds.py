@@ -4,7 +4,7 @@ are evaluated by scoring runs (`signals score`)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -36,34 +36,33 @@ def list_signals(engine: Engine, *, as_of: datetime, recent_days: int) -> list[d
     """Open episodes and those resolved within ``recent_days`` before ``as_of``, each
     with its account's name, the reason in words (its task's title), how long it has
     been open, and its task."""
-    from sqlalchemy import or_, select
+    from sqlalchemy import select
 
+    from integration_signals.scoring.episodes import episodes_as_of
     from integration_signals.scoring.rules import task_title
-    from integration_signals.store.models import Account, AccountScore, Signal, Task
+    from integration_signals.store.models import Account, AccountScore, Task
     from integration_signals.store.sql import as_utc
 
-    s, a, t, sc = Signal.__table__, Account.__table__, Task.__table__, AccountScore.__table__
-    since = as_of - timedelta(days=recent_days)
+    a, t, sc = Account.__table__, Task.__table__, AccountScore.__table__
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(
-                s,
-                a.c.name.label("account_name"),
-                a.c.segment.label("account_segment"),
-                a.c.csm.label("account_csm"),
-                a.c.owner.label("account_owner"),
-                sc.c.band.label("account_band"),
-            )
-            .select_from(
-                s.outerjoin(a, a.c.account_id == s.c.account_id).outerjoin(
-                    sc, sc.c.account_id == s.c.account_id
+        rows = episodes_as_of(conn, as_of, recent_days=recent_days)
+        ids = [r["id"] for r in rows]
+        accounts: dict[str, Any] = {}
+        wanted = sorted({r["account_id"] for r in rows})
+        for start in range(0, len(wanted), 500):
+            for acct in conn.execute(
+                select(
+                    a.c.account_id,
+                    a.c.name,
+                    a.c.segment,
+                    a.c.csm,
+                    a.c.owner,
+                    sc.c.band,
                 )
-            )
-            .where(s.c.fired_at <= as_of)
-            .where(or_(s.c.status == "open", s.c.resolved_at >= since))
-            .order_by(s.c.fired_at.desc(), s.c.id.desc())
-        ).all()
-        ids = [r.id for r in rows]
+                .select_from(a.outerjoin(sc, sc.c.account_id == a.c.account_id))
+                .where(a.c.account_id.in_(wanted[start : start + 500]))
+            ):
+                accounts[acct.account_id] = acct
         tasks: dict[int, Any] = {}
         for start in range(0, len(ids), 500):
             for task in conn.execute(
@@ -72,27 +71,30 @@ def list_signals(engine: Engine, *, as_of: datetime, recent_days: int) -> list[d
                 tasks.setdefault(task.signal_id, task)
     items = []
     for r in rows:
-        details = r.details or {}
-        fired, resolved = as_utc(r.fired_at), as_utc(r.resolved_at)
-        name = r.account_name or (r.account_id if r.account_id != "*" else "all accounts")
-        task = tasks.get(r.id)
+        details = r["details"]
+        fired, resolved = r["fired_at"], r["resolved_at"]
+        acct = accounts.get(r["account_id"])
+        name = (acct.name if acct is not None else None) or (
+            r["account_id"] if r["account_id"] != "*" else "all accounts"
+        )
+        task = tasks.get(r["id"])
         try:
-            reason = task_title(r.kind, details, account_name=name)
+            reason = task_title(r["kind"], details, account_name=name)
         except (KeyError, TypeError, ValueError):  # details of an older rule version
-            reason = task.title if task is not None else r.kind.replace("_", " ")
+            reason = task.title if task is not None else r["kind"].replace("_", " ")
         items.append(
             {
-                "id": r.id,
-                "account_id": r.account_id,
-                "kind": r.kind,
-                "subject": r.subject,
-                "status": r.status,
+                "id": r["id"],
+                "account_id": r["account_id"],
+                "kind": r["kind"],
+                "subject": r["subject"],
+                "status": r["status"],
                 "fired_at": fired,
                 "resolved_at": resolved,
-                "details": r.details,
+                "details": details,
                 "account_name": name,
-                "account_segment": r.account_segment,
-                "account_band": r.account_band,
+                "account_segment": acct.segment if acct is not None else None,
+                "account_band": acct.band if acct is not None else None,
                 "integration": details.get("integration"),
                 "integration_name": details.get("integration_name"),
                 "reason": reason,
@@ -108,8 +110,8 @@ def list_signals(engine: Engine, *, as_of: datetime, recent_days: int) -> list[d
                     "due_at": as_utc(task.due_at),
                     "title": task.title,
                 },
-                "account_csm": r.account_csm,
-                "account_owner": r.account_owner,
+                "account_csm": acct.csm if acct is not None else None,
+                "account_owner": acct.owner if acct is not None else None,
             }
         )
     return items

@@ -57,6 +57,13 @@ def _ingest_progress(total: int) -> Progress:
 def ingest(
     ctx: typer.Context,
     files: list[Path] = typer.Argument(..., help="JSONL or CSV event files."),
+    score: bool | None = typer.Option(
+        None,
+        "--score/--no-score",
+        help="Rescore the touched accounts as of now (default: [ingest] rescore). Loading"
+        " history: --no-score, then `signals replay --from DAY`.",
+        show_default=False,
+    ),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Ingest event files. Duplicates count once; bad lines are quarantined, not fatal."""
@@ -79,6 +86,11 @@ def ingest(
     from integration_signals.store.sql import utcnow
 
     data = report.as_json()
+    if not (rt.config.ingest.rescore if score is None else score):
+        # Store only (a backfill): `signals replay` evaluates the history day by day.
+        data["after_ingest"] = {"accounts": len(report.touched_accounts), "rescored": None}
+        emit(data, as_json=as_json, render=_render_ingest)
+        return
     # Rescore the accounts the events touched and evaluate their signals at once; a
     # failure there is reported, and the next `signals score` rescores them.
     data["after_ingest"] = after_ingest(rt.engine, rt.config, report, now=utcnow())
@@ -99,6 +111,11 @@ def _render_ingest(data: dict[str, Any]) -> None:
     after = data.get("after_ingest") or {}
     if after.get("rescored") is not None and after.get("accounts"):
         print(f"rescored {after['rescored']:,} of {after['accounts']:,} accounts touched")
+    elif after.get("accounts"):
+        print(
+            f"stored only ({after['accounts']:,} accounts touched, not rescored):"
+            " `signals replay --from DAY` builds their history"
+        )
     if data["new_integrations"]:
         print(
             "new integrations (added as other/daily; add them to the catalog): "
