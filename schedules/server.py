@@ -354,7 +354,7 @@ def _ingest_segment(
         for position, event in mapped.events
     )
     report = ingestor.ingest(records, source="segment:/v1/batch")
-    report.touched_accounts |= {a["account_id"] for a in mapped.accounts if a.get("account_id")}
+    report.touched_accounts |= accounts.account_ids  # the refused ones touch nothing
     answer = {"success": True, **_ingest_answer(report)}
     answer["accounts"] = accounts.as_json()
     answer["ignored"] = dict(mapped.ignored.most_common())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -16,6 +17,13 @@ import orjson
 from rapidfuzz import fuzz, process
 from sqlalchemy import Engine, func, or_, select
 
+from integration_signals.store.events import (
+    Rejected,
+    check_identifier,
+    clean_json,
+    clean_raw,
+    clean_text,
+)
 from integration_signals.store.models import Account, Quarantine
 from integration_signals.store.sql import chunked, upsert, utcnow
 
@@ -131,14 +139,16 @@ def _trait_value(value: Any) -> Any:
 def account_row(obj: dict[str, Any]) -> dict[str, Any]:
     """Validate one account object; returns only the columns the input named."""
     norm = {str(k).strip().lower(): v for k, v in obj.items()}
-    account_id = norm.get("account_id")
-    if account_id is None or str(account_id).strip() == "":
-        raise BadAccount("account_id is required")
-    row: dict[str, Any] = {"account_id": str(account_id).strip()}
+    try:
+        # The identifier rule of events (store.events), on both databases: a control
+        # character or lone surrogate in the id refuses the row with its reason.
+        row: dict[str, Any] = {"account_id": check_identifier("account_id", norm.get("account_id"))}
+    except Rejected as exc:
+        raise BadAccount(str(exc)) from None
     for name in TEXT_FIELDS:
         if name in norm:
             value = norm[name]
-            row[name] = str(value).strip() if value not in (None, "") else None
+            row[name] = clean_text(str(value).strip()) if value not in (None, "") else None
     if "segment" in norm:
         row["segment"] = normalize_segment(norm["segment"])
     for name in FLOAT_FIELDS:
@@ -159,7 +169,7 @@ def account_row(obj: dict[str, Any]) -> dict[str, Any]:
         if key not in ACCOUNT_FIELDS:
             traits[key] = _trait_value(value)
     if traits:
-        row["traits"] = {k: v for k, v in traits.items() if v is not None}
+        row["traits"] = clean_json({k: v for k, v in traits.items() if v is not None})
     return row
 
 
@@ -170,6 +180,7 @@ class ImportReport:
     updated: int = 0
     quarantined: int = 0
     problems: list[dict[str, Any]] = field(default_factory=list)
+    account_ids: set[str] = field(default_factory=set)  # the accounts written
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -239,10 +250,15 @@ def import_account_objects(
     now: datetime | None = None,
 ) -> ImportReport:
     """Insert or update accounts given as objects (demo data, Segment group calls)."""
-    records = (
-        (n, orjson.dumps(obj, default=str).decode(), obj) for n, obj in enumerate(objects, 1)
-    )
+    records = ((n, _object_text(obj), obj) for n, obj in enumerate(objects, 1))
     return import_account_records(engine, records, source=source, now=now)
+
+
+def _object_text(obj: Any) -> str:
+    try:
+        return orjson.dumps(obj, default=str).decode()
+    except TypeError:  # lone surrogates, integers beyond 64 bits
+        return json.dumps(obj, default=str)
 
 
 def import_account_records(
@@ -265,18 +281,22 @@ def import_account_records(
                 raise BadAccount("not a JSON object")
             row = account_row(obj)
         except BadAccount as exc:
-            key = hashlib.sha256(f"accounts:{source}\x00{line_no}\x00{raw}".encode()).hexdigest()
+            raw = clean_raw(raw)
+            reason = clean_text(str(exc))
+            key = hashlib.sha256(
+                f"accounts:{source}\x00{line_no}\x00{raw}".encode("utf-8", "surrogatepass")
+            ).hexdigest()
             bad.append(
                 {
                     "key": key,
                     "source": f"accounts:{source}",
                     "line_no": line_no,
-                    "reason": str(exc),
+                    "reason": reason,
                     "raw": raw,
                     "received_at": now,
                 }
             )
-            report.problems.append({"line": line_no, "reason": str(exc)})
+            report.problems.append({"line": line_no, "reason": reason})
             continue
         rows[row["account_id"]] = {**rows.get(row["account_id"], {}), **row}
     table = Account.__table__
@@ -307,6 +327,7 @@ def import_account_records(
             )
         if bad:
             upsert(conn, Quarantine.__table__, bad, keys=["key"], update=None)
+    report.account_ids = set(rows)
     report.imported = len(rows)
     report.updated = len(existing)
     report.created = len(rows) - len(existing)

@@ -140,6 +140,27 @@ def _bad_char(name: str, value: str) -> Rejected:
     )
 
 
+def check_identifier(name: str, value: Any) -> str:
+    """An identifier outside an event (an account id from a file or a Segment
+    ``group`` call) under the same rule as an event's: ordinary whitespace trimmed,
+    at most MAX_ID_LENGTH characters, no control characters or lone surrogates."""
+    if value is None or (isinstance(value, str) and value.strip(" \t\n\r") == ""):
+        raise Rejected(f"{name} is required")
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise Rejected(f"{name} must be a string")
+    text = str(value).strip(" \t\n\r")
+    if len(text) > MAX_ID_LENGTH:
+        raise Rejected(f"{name} is longer than {MAX_ID_LENGTH} characters")
+    if _ID_BAD.search(text):
+        raise _bad_char(name, text)
+    return text
+
+
+def clean_json(value: Any) -> Any:
+    """Every string inside a JSON value (keys too) under the free-text rule, clipped."""
+    return _clean_json(value)
+
+
 def _clean_json(value: Any) -> Any:
     """Strings inside properties (keys too) under the character rule, each clipped."""
     if isinstance(value, str):
