@@ -14,6 +14,18 @@ from integration_signals.syncs.ledger import SyncAccount
 DomainFinder = Callable[[Sequence[str]], dict[str, list[str]]]
 
 
+class Found(dict[str, list[str]]):
+    """A finder's answer: normalised domain -> record ids, plus ``problems``: domain ->
+    why its lookup cannot be trusted (the CRM answered in an unexpected shape). Such a
+    domain matches nothing this run; its accounts are unmatched with the reason."""
+
+    def __init__(
+        self, ids: dict[str, list[str]] | None = None, problems: dict[str, str] | None = None
+    ):
+        super().__init__(ids or {})
+        self.problems: dict[str, str] = dict(problems or {})
+
+
 @dataclass
 class Matches:
     record_of: dict[str, str] = field(default_factory=dict)  # account id -> record id
@@ -51,10 +63,16 @@ def match_accounts(
     if wanted:
         assert finder is not None  # accounts only wait for a domain lookup when there is one
         found = finder(sorted(wanted))
+        problems: dict[str, str] = getattr(found, "problems", {})
         for domain, account_ids in wanted.items():
             ids = sorted(set(found.get(domain, [])))
             for account_id in account_ids:
-                if len(ids) == 1:
+                if domain in problems:
+                    out.unmatched[account_id] = (
+                        f"the {crm} lookup of domain {domain} could not be read:"
+                        f" {problems[domain]}; retried next run"
+                    )
+                elif len(ids) == 1:
                     out.record_of[account_id] = ids[0]
                     out.found_by_domain[account_id] = ids[0]
                 elif not ids:

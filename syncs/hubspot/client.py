@@ -32,6 +32,7 @@ from integration_signals.syncs.exceptions import (
     SyncError,
 )
 from integration_signals.syncs.hubspot.settings import HubSpotEnv
+from integration_signals.syncs.hubspot.shapes import search_page
 from integration_signals.syncs.retry import Backoff, SlidingWindowLimiter
 
 log = logging.getLogger("syncs.hubspot")
@@ -244,9 +245,12 @@ class HubSpotClient:
         )
         return result
 
-    def search_domains(self, patterns: Sequence[str]) -> list[tuple[str, str | None]]:
+    def search_domains(
+        self, patterns: Sequence[str]
+    ) -> tuple[list[tuple[str, Any]], list[tuple[Any, str]]]:
         """(id, domain) of every company whose domain contains one of ``patterns``
-        (one filter group each, so at most 5 patterns a request)."""
+        (one filter group each, so at most 5 patterns a request), and the problems of
+        odd answers: (the domain it concerns or None when unknown, reason)."""
         groups = [
             {
                 "filters": [
@@ -255,7 +259,8 @@ class HubSpotClient:
             }
             for p in patterns
         ]
-        found: list[tuple[str, str | None]] = []
+        found: list[tuple[str, Any]] = []
+        problems: list[tuple[Any, str]] = []
         after: str | None = None
         while True:
             request: dict[str, Any] = {
@@ -271,11 +276,13 @@ class HubSpotClient:
                 ),
                 search=True,
             )
-            for item in page.get("results") or []:
-                found.append((str(item["id"]), (item.get("properties") or {}).get("domain")))
-            after = ((page.get("paging") or {}).get("next") or {}).get("after")
+            hits, no_id, after, problem = search_page(page)
+            found.extend(hits)
+            if problem:
+                problems.append((None, problem))
+            problems.extend((d, "HubSpot answered a result without an id") for d in no_id)
             if not after:
-                return found
+                return found, problems
 
     def property_names(self) -> set[str]:
         result = self._call(

@@ -51,3 +51,38 @@ def batch_results(answer: Any, batch: Sequence[RecordChange]) -> list[RecordResu
                 RecordResult(change.record_id, False, refused.get(change.record_id, NO_RESULT))
             )
     return out
+
+
+def search_page(page: Any) -> tuple[list[tuple[str, Any]], list[Any], str | None, str | None]:
+    """A CRM search answer (API-NOTES B: ``{"total", "results": [{"id", "properties"}],
+    "paging": {"next": {"after"}}}``): (id, domain) of every readable company; the
+    domains of results without a usable id; the cursor of the next page; and a problem
+    when the page as a whole, or a result, was odd. Never raises."""
+    results = page.get("results") if isinstance(page, dict) else None
+    if not isinstance(results, list):
+        got = type(results if isinstance(page, dict) else page).__name__
+        return [], [], None, f"HubSpot answered the search with an unexpected body ({got})"
+    found: list[tuple[str, Any]] = []
+    no_id: list[Any] = []
+    problem = None
+    for item in results:
+        if not isinstance(item, dict):
+            problem = f"HubSpot answered the search with a result that is not an object ({type(item).__name__})"
+            continue
+        props = item.get("properties")
+        domain = props.get("domain") if isinstance(props, dict) else None
+        record_id = item.get("id")
+        if (
+            isinstance(record_id, str | int)
+            and not isinstance(record_id, bool)
+            and str(record_id).strip()
+        ):
+            found.append((str(record_id).strip(), domain))
+        else:
+            no_id.append(domain)
+    paging = page.get("paging")
+    after = None
+    if isinstance(paging, dict) and isinstance(paging.get("next"), dict):
+        cursor = paging["next"].get("after")
+        after = str(cursor) if isinstance(cursor, str | int) and str(cursor) else None
+    return found, no_id, after, problem

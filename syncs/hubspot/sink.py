@@ -22,6 +22,7 @@ from integration_signals.syncs.hubspot import mapping
 from integration_signals.syncs.hubspot.client import HubSpotClient
 from integration_signals.syncs.hubspot.settings import sync_config
 from integration_signals.syncs.hubspot.shapes import batch_results
+from integration_signals.syncs.matching import Found
 
 
 class HubSpotSink:
@@ -71,12 +72,21 @@ class HubSpotSink:
         found: dict[str, set[str]] = {}
         ordered = sorted(wanted)
         size = self.cfg.domain_search_chunk
+        problems: dict[str, str] = {}
         for start in range(0, len(ordered), size):
-            for record_id, raw in self.client.search_domains(ordered[start : start + size]):
-                domain = normalize_domain(raw)
+            part = ordered[start : start + size]
+            hits, odd = self.client.search_domains(part)
+            for record_id, raw in hits:
+                domain = normalize_domain(raw) if isinstance(raw, str) else None
                 if domain in wanted:
                     found.setdefault(domain, set()).add(record_id)
-        return {d: sorted(ids) for d, ids in found.items()}
+            for raw, reason in odd:
+                if raw is None:  # which domains it concerns is unknown: none is trusted
+                    for domain in part:
+                        problems.setdefault(domain, reason)
+                elif (domain := normalize_domain(raw) if isinstance(raw, str) else None) in wanted:
+                    problems.setdefault(str(domain), reason)
+        return Found({d: sorted(ids) for d, ids in found.items()}, problems)
 
     def _write_once(self, batch: Sequence[RecordChange]) -> list[RecordResult]:
         with self._lock:

@@ -17,10 +17,18 @@ from integration_signals.config import Config, Settings
 from integration_signals.store.accounts import normalize_domain
 from integration_signals.syncs.contract import RecordChange, RecordResult, chunks, write_isolating
 from integration_signals.syncs.exceptions import FatalSyncError, MissingFields, RetriableError
+from integration_signals.syncs.matching import Found
 from integration_signals.syncs.salesforce import mapping
 from integration_signals.syncs.salesforce.client import SalesforceClient
 from integration_signals.syncs.salesforce.settings import sync_config
-from integration_signals.syncs.salesforce.shapes import save_results
+from integration_signals.syncs.salesforce.shapes import (
+    bulk_id,
+    bulk_results,
+    bulk_rows,
+    query_hits,
+    query_next,
+    save_results,
+)
 
 DEPLOY_HINT = "deploy force-app/ with `sf project deploy start --source-dir force-app`"
 
@@ -131,19 +139,34 @@ class SalesforceSink:
         case-insensitive) and keep exact matches after normalising on our side."""
         wanted = set(domains)
         found: dict[str, set[str]] = {}
+        problems: dict[str, str] = {}
         ordered = sorted(wanted)
         for start in range(0, len(ordered), self.cfg.domain_query_chunk):
             part = ordered[start : start + self.cfg.domain_query_chunk]
             where = " OR ".join(format_soql("Website LIKE '%{:like}%'", d) for d in part)
             soql = f"SELECT Id, Website FROM Account WHERE {where}"
-            records: list[dict[str, Any]] = self.client.call(
-                lambda sf, q=soql: sf.query_all(q)["records"]  # type: ignore[misc]
-            )
-            for rec in records:
-                domain = normalize_domain(rec.get("Website"))
-                if domain in wanted:
-                    found.setdefault(domain, set()).add(rec["Id"])
-        return {d: sorted(ids) for d, ids in found.items()}
+            answer: Any = self.client.call(lambda sf, q=soql: sf.query(q))
+            while True:
+                hits, no_id, problem = query_hits(answer)
+                for record_id, website in hits:
+                    domain = normalize_domain(website) if isinstance(website, str) else None
+                    if domain in wanted:
+                        found.setdefault(domain, set()).add(record_id)
+                for website in no_id:
+                    domain = normalize_domain(website) if isinstance(website, str) else None
+                    if domain in wanted:
+                        problems.setdefault(domain, "Salesforce answered a record without an Id")
+                next_url, more_problem = query_next(answer)
+                problem = problem or more_problem
+                if problem:  # which domains it concerns is unknown: none of them is trusted
+                    for domain in part:
+                        problems.setdefault(domain, problem)
+                if next_url is None:
+                    break
+                answer = self.client.call(
+                    lambda sf, u=next_url: sf.query_more(u, identifier_is_url=True)
+                )
+        return Found({d: sorted(ids) for d, ids in found.items()}, problems)
 
     # ---------------------------------------------------------------- writing
     def write_batches(self, changes: Sequence[RecordChange]) -> Iterator[list[RecordResult]]:
@@ -237,8 +260,9 @@ class SalesforceSink:
             return []
         text = self.client.call(lambda sf: _bulk(sf).get_ingest_results(token, "successfulResults"))
         confirmed = []
-        for row in csv.DictReader(io.StringIO(text or "")):
-            record_id = row.get("Id") or row.get("sf__Id") or ""
+        rows, _problem = bulk_rows(text)  # an odd answer confirms nothing: rewritten
+        for row in rows:
+            record_id = bulk_id(row)
             values = {
                 name: ("" if cell == "#N/A" else cell)
                 for name, cell in row.items()
@@ -249,25 +273,7 @@ class SalesforceSink:
         return confirmed
 
     def _bulk_results(self, job_id: str, changes: Sequence[RecordChange]) -> list[RecordResult]:
-        def rows(kind: str) -> list[dict[str, str]]:
-            text = self.client.call(lambda sf: _bulk(sf).get_ingest_results(job_id, kind))
-            return list(csv.DictReader(io.StringIO(text or "")))
+        def text(kind: str) -> Any:
+            return self.client.call(lambda sf: _bulk(sf).get_ingest_results(job_id, kind))
 
-        ok = {r.get("Id") or r.get("sf__Id") for r in rows("successfulResults")}
-        failed = {
-            (r.get("Id") or r.get("sf__Id")): r.get("sf__Error", "") for r in rows("failedResults")
-        }
-        results = []
-        for c in changes:
-            if c.record_id in failed:
-                error = failed[c.record_id].removesuffix(":--") or "refused by Bulk API"
-                results.append(RecordResult(c.record_id, False, error[:500]))
-            elif c.record_id in ok:
-                results.append(RecordResult(c.record_id, True))
-            else:
-                results.append(
-                    RecordResult(
-                        c.record_id, False, "not processed by the Bulk job; retried next run"
-                    )
-                )
-        return results
+        return bulk_results(text("successfulResults"), text("failedResults"), changes)
