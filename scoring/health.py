@@ -23,12 +23,12 @@ from integration_signals.scoring.facts import AccountFacts, load_facts_conn
 from integration_signals.scoring.run import _percentiles, day_bounds
 from integration_signals.scoring.score import score
 from integration_signals.scoring.signals import segments_for
+from integration_signals.scoring.tasks import tasks_as_of
 from integration_signals.store.models import (
     Account,
     AccountScore,
     Connection,
     ScoreHistory,
-    Task,
 )
 from integration_signals.store.sql import as_utc
 
@@ -260,24 +260,21 @@ def _peer_percentiles(conn: Any, config: Config, account_id: str, sc: Any) -> di
 
 
 def _open_tasks(conn: Any, account_id: str, as_of: datetime) -> list[dict[str, Any]]:
-    """The account's tasks not done, created at or before ``as_of``."""
-    t = Task.__table__
-    rows = conn.execute(
-        select(
-            t.c.id,
-            t.c.signal_kind,
-            t.c.title,
-            t.c.owner,
-            t.c.status,
-            t.c.due_at,
-            t.c.claimed_by,
-            t.c.snoozed_until,
+    """The account's tasks not done as of ``as_of`` (``tasks_as_of``: created by then,
+    with their status as it was then)."""
+    keep = (
+        "id",
+        "signal_kind",
+        "title",
+        "owner",
+        "status",
+        "due_at",
+        "claimed_by",
+        "snoozed_until",
+    )
+    return [
+        {k: task[k] for k in keep}
+        for task in tasks_as_of(
+            conn, as_of=as_of, account_ids=[account_id], statuses=OPEN_TASK_STATUSES
         )
-        .where(
-            t.c.account_id == account_id,
-            t.c.status.in_(OPEN_TASK_STATUSES),
-            t.c.created_at <= as_of,
-        )
-        .order_by(t.c.due_at, t.c.id)
-    ).mappings()
-    return [dict(r) for r in rows]
+    ]

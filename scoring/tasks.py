@@ -16,8 +16,8 @@ from sqlalchemy import Engine, and_, select, update
 from sqlalchemy.engine import Connection
 
 from integration_signals.scoring.exceptions import TaskRefused
-from integration_signals.store.models import Task, TaskEvent
-from integration_signals.store.sql import as_utc
+from integration_signals.store.models import Account, AccountScore, Task, TaskEvent
+from integration_signals.store.sql import as_utc, chunked
 
 OPEN, CLAIMED, DONE, SNOOZED = "open", "claimed", "done", "snoozed"
 STATUSES = (OPEN, CLAIMED, DONE, SNOOZED)
@@ -282,3 +282,130 @@ def sweep(conn: Connection, *, now: datetime) -> tuple[int, int]:
                 to_status=status,
             )
     return reopened, marked
+
+
+# ---------------------------------------------------------------- as of a moment
+
+
+def _state_from_events(row: Any, events: list[Any]) -> dict[str, Any]:
+    """A task's status, holder, snooze and overdue mark rebuilt from its history rows
+    (oldest first, all at or before the moment asked about)."""
+    state: dict[str, Any] = {
+        "status": OPEN,
+        "claimed_by": None,
+        "snoozed_until": None,
+        "overdue_at": None,
+        "updated_at": as_utc(row.created_at),
+    }
+    for ev in events:
+        if ev.to_status is not None:
+            state["status"] = ev.to_status
+        at = as_utc(ev.at)
+        if ev.action == "claim":
+            state["claimed_by"], state["snoozed_until"] = ev.actor, None
+        elif ev.action == "done":
+            state["claimed_by"] = state["claimed_by"] or ev.actor
+            state["snoozed_until"] = None
+        elif ev.action == "close":
+            if ev.actor != SYSTEM:  # a replay's "resolved before it was seen"
+                state["claimed_by"] = ev.actor
+                state["overdue_at"] = None
+            state["snoozed_until"] = None
+        elif ev.action == "snooze":
+            until = None
+            if ev.note and ev.note.startswith("until "):
+                try:
+                    until = as_utc(datetime.fromisoformat(ev.note[len("until ") :]))
+                except ValueError:
+                    until = None
+            state["snoozed_until"] = until
+        elif ev.action == "unsnooze":
+            state["snoozed_until"] = None
+        elif ev.action == "overdue":
+            state["overdue_at"] = state["overdue_at"] or at
+        if ev.action != "overdue":
+            state["updated_at"] = at
+    return state
+
+
+def tasks_as_of(
+    conn: Connection,
+    *,
+    as_of: datetime,
+    account_ids: Any = None,
+    owner: str | None = None,
+    statuses: Any = None,
+) -> list[dict[str, Any]]:
+    """Tasks created at or before ``as_of`` with their status as it was then — the one
+    query `signals tasks`, `signals health` (and the account page) and the task queue
+    ask, so they agree at every moment.
+
+    The status, ``claimed_by``, ``snoozed_until`` and ``overdue_at`` come from the
+    task's ``task_events`` history: the row with the latest ``at`` at or before
+    ``as_of`` gives the status. A task with nothing in its history after ``as_of`` is
+    as its row is now. Each result is the task's columns (as of ``as_of``) plus
+    ``account_name``, ``account_segment`` and ``account_band``; ordered by due time, then
+    id. ``owner`` matches exactly; ``statuses`` keeps only those statuses as of then."""
+    as_of = as_utc(as_of)  # type: ignore[assignment]
+    t, a, sc = Task.__table__, Account.__table__, AccountScore.__table__
+    e = TaskEvent.__table__
+    stmt = (
+        select(
+            t,
+            a.c.name.label("account_name"),
+            a.c.segment.label("account_segment"),
+            sc.c.band.label("account_band"),
+        )
+        .select_from(
+            t.outerjoin(a, a.c.account_id == t.c.account_id).outerjoin(
+                sc, sc.c.account_id == t.c.account_id
+            )
+        )
+        .where(t.c.created_at <= as_of)
+    )
+    if owner is not None:
+        stmt = stmt.where(t.c.owner == owner)
+    rows: list[Any] = []
+    if account_ids is None:
+        rows = list(conn.execute(stmt))
+    else:
+        for part in chunked(sorted(set(account_ids)), 500):
+            rows.extend(conn.execute(stmt.where(t.c.account_id.in_(part))))
+    ids = [r.id for r in rows]
+    later: set[int] = set()
+    history: dict[int, list[Any]] = {}
+    for part in chunked(ids, 500):
+        later.update(
+            conn.execute(
+                select(e.c.task_id).where(e.c.task_id.in_(part), e.c.at > as_of).distinct()
+            ).scalars()
+        )
+    rebuild = [i for i in ids if i in later]
+    for part in chunked(rebuild, 500):
+        for ev in conn.execute(
+            select(e.c.task_id, e.c.at, e.c.actor, e.c.action, e.c.to_status, e.c.note)
+            .where(e.c.task_id.in_(part), e.c.at <= as_of)
+            .order_by(e.c.task_id, e.c.at, e.c.id)
+        ):
+            history.setdefault(ev.task_id, []).append(ev)
+    wanted = None if statuses is None else set(statuses)
+    out = []
+    for r in rows:
+        task = dict(r._mapping)
+        for key in ("due_at", "snoozed_until", "overdue_at", "reminded_at", "created_at"):
+            task[key] = as_utc(task[key])
+        task["updated_at"] = as_utc(task["updated_at"])
+        task["posted_at"] = as_utc(task["posted_at"])
+        if r.id in later:
+            task.update(_state_from_events(r, history.get(r.id, [])))
+        for key in ("reminded_at", "posted_at"):
+            if task[key] is not None and task[key] > as_of:
+                task[key] = None
+        if task["overdue_at"] is not None and task["overdue_at"] > as_of:
+            task["overdue_at"] = None
+        if wanted is not None and task["status"] not in wanted:
+            continue
+        out.append(task)
+    far = datetime.max.replace(tzinfo=as_of.tzinfo)
+    out.sort(key=lambda x: (x["due_at"] is None, x["due_at"] or far, x["id"]))
+    return out

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import (
@@ -55,6 +56,7 @@ from integration_signals.scoring.retention import (
 )
 from integration_signals.scoring.run import day_bounds
 from integration_signals.scoring.signals import SEGMENT_ORDER
+from integration_signals.scoring.tasks import tasks_as_of
 from integration_signals.store.feed import FEED_KEY
 from integration_signals.store.models import (
     Account,
@@ -69,7 +71,6 @@ from integration_signals.store.models import (
     ScoringRun,
     Signal,
     SyncRun,
-    Task,
 )
 from integration_signals.store.sql import as_utc
 
@@ -853,23 +854,16 @@ def tasks_queue(
     as_of = as_utc(as_of)  # type: ignore[assignment]
     status = _choice("status", status, TASK_STATUSES)
     owner = owner or None
-    t = Task.__table__
-    a = Account.__table__
-    stmt = (
-        select(t, a.c.name.label("account_name"))
-        .select_from(t.outerjoin(a, a.c.account_id == t.c.account_id))
-        .where(t.c.created_at <= as_of)
-    )
-    stmt = stmt.where(t.c.status == status) if status else stmt.where(t.c.status != "done")
-    if owner is not None:
-        stmt = stmt.where(t.c.owner == owner)
-    order = [t.c.updated_at.desc()] if status == "done" else [t.c.due_at.asc().nulls_last()]
     with engine.connect() as conn:
-        rows = conn.execute(stmt.order_by(*order, t.c.id).limit(limit)).all()
-        counts_q = select(t.c.owner, t.c.status, func.count()).where(t.c.created_at <= as_of)
-        if owner is not None:
-            counts_q = counts_q.where(t.c.owner == owner)
-        counts = list(conn.execute(counts_q.group_by(t.c.owner, t.c.status)))
+        every = [SimpleNamespace(**r) for r in tasks_as_of(conn, as_of=as_of, owner=owner)]
+    if status:
+        rows = [r for r in every if r.status == status]
+    else:
+        rows = [r for r in every if r.status != "done"]
+    if status == "done":
+        rows.sort(key=lambda r: (-r.updated_at.timestamp(), r.id))
+    rows = rows[:limit]
+    counts: Counter[tuple[str | None, str]] = Counter((r.owner, r.status) for r in every)
     groups: dict[str | None, dict[str, list[dict[str, Any]]]] = {}
     for r in rows:
         groups.setdefault(r.owner, {}).setdefault(r.status, []).append(task_row(r, now=as_of))
@@ -877,7 +871,7 @@ def tasks_queue(
         lambda: dict.fromkeys(TASK_STATUSES, 0)
     )
     totals = dict.fromkeys(TASK_STATUSES, 0)
-    for who, st, n in counts:
+    for (who, st), n in counts.items():
         by_owner_counts[who][st] = n
         totals[st] = totals.get(st, 0) + n
     owners = sorted(groups, key=lambda o: (o is None, (o or "").lower()))

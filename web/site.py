@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import orjson
 from fastapi import Request, Response
@@ -379,6 +379,25 @@ class Site:
             headers={"Cache-Control": "no-store"},
         )
 
+    def as_of(self, request: Request) -> datetime:
+        """The moment a page shows: ``?as_of=`` as a date (midnight UTC, as the CLI's
+        ``--as-of`` reads it) or an RFC 3339 timestamp; the clock when absent. A bad
+        value is a 400. A page asked about a moment sets ``request.state.as_of`` so its
+        HTML carries the "as of" banner and no live polling."""
+        raw = (request.query_params.get("as_of") or "").strip()
+        if raw in ("", "now"):
+            return self.clock()
+        try:
+            parsed = datetime.fromisoformat(raw)
+        except ValueError:
+            raise BadRequest(
+                f"as_of {raw[:40]!r} is not a date or timestamp;"
+                " use e.g. 2026-11-20 or 2026-11-20T08:00:00Z"
+            ) from None
+        when = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        request.state.as_of = when
+        return when
+
     def html(
         self,
         request: Request,
@@ -402,6 +421,8 @@ class Site:
             static_version=self.version,
             now=self.clock(),
             request_path=request.url.path,
+            as_of_banner=getattr(request.state, "as_of", None),
+            now_link=_without_as_of(request),
             **context,
         )
         response = HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
@@ -538,3 +559,9 @@ def web_route_class(site: Site) -> type[APIRoute]:
             return handler
 
     return WebRoute
+
+
+def _without_as_of(request: Request) -> str:
+    """This page's URL at the present moment: the same query without ``as_of``."""
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "as_of"]
+    return request.url.path + ("?" + urlencode(kept) if kept else "")

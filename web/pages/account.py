@@ -27,7 +27,7 @@ def register(router: APIRouter, site: Site) -> None:
                 site.engine,
                 site.config,
                 account_id,
-                as_of=site.clock(),
+                as_of=site.as_of(request),
                 record_urls=site.record_urls,
             )
         except UnknownAccount:

@@ -58,7 +58,7 @@ def register(router: APIRouter, site: Site) -> None:
             view = portfolio(
                 site.engine,
                 site.config,
-                as_of=site.clock(),
+                as_of=site.as_of(request),
                 **{name: query[name] for name in PARAMS if query.get(name)},
                 page=_positive(query.get("page"), "page", 1),
                 page_size=_positive(query.get("page_size"), "page_size", site.config.web.page_size),

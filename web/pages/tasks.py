@@ -20,7 +20,7 @@ def register(router: APIRouter, site: Site) -> None:
         try:
             view = tasks_queue(
                 site.engine,
-                as_of=site.clock(),
+                as_of=site.as_of(request),
                 owner=query.get("owner") or None,
                 status=query.get("status") or None,
             )

@@ -382,29 +382,15 @@ def tasks_cmd(
     order = filters.sort_key(sort, TASK_SORTS)
     rt = runtime(ctx)
     when = parse_as_of(as_of)
-    from sqlalchemy import select
+    from types import SimpleNamespace
 
-    from integration_signals.store.models import Account, AccountScore, Task
+    from integration_signals.scoring.tasks import tasks_as_of
 
-    t, a, sc = Task.__table__, Account.__table__, AccountScore.__table__
-    q = (
-        select(
-            t,
-            a.c.name.label("account_name"),
-            a.c.segment.label("account_segment"),
-            sc.c.band.label("account_band"),
-        )
-        .select_from(
-            t.outerjoin(a, a.c.account_id == t.c.account_id).outerjoin(
-                sc, sc.c.account_id == t.c.account_id
-            )
-        )
-        .where(t.c.created_at <= when)
-    )
-    if status is not None:
-        q = q.where(t.c.status == status)
     with rt.engine.connect() as conn:
-        rows = conn.execute(q.order_by(t.c.due_at, t.c.id)).all()
+        rows = [
+            SimpleNamespace(**r)
+            for r in tasks_as_of(conn, as_of=when, statuses=None if status is None else (status,))
+        ]
     tasks = [
         {
             **task_json(r, now=when),
