@@ -195,14 +195,6 @@ def update_run(conn: Connection, run_id: int, **values: Any) -> None:
     conn.execute(update(runs_t).where(runs_t.c.id == run_id).values(**values))
 
 
-def run_history(conn: Connection, *, destination: str | None, limit: int) -> list[dict[str, Any]]:
-    r = runs_t.c
-    query = select(runs_t).order_by(r.id.desc()).limit(limit)
-    if destination:
-        query = query.where(r.destination == destination)
-    return [dict(row._mapping) for row in conn.execute(query)]
-
-
 def load_tasks(conn: Connection, account_ids: Iterable[str]) -> list[dict[str, Any]]:
     """Playbook tasks of these accounts (all statuses, so completion is written too),
     except history a replay closed before anyone saw it (``claimed_by`` "replay")."""

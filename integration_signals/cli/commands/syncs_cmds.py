@@ -167,29 +167,10 @@ def sync_history(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Every sync run: when, what it planned, wrote, failed, and API calls used."""
-    from integration_signals.syncs.ledger import run_history
+    from integration_signals.scoring.views import sync_history as history_view
 
-    with runtime(ctx).engine.connect() as conn:
-        rows = run_history(conn, destination=destination, limit=limit)
-    runs = [
-        {
-            "run_id": r["id"],
-            "destination": r["destination"],
-            "started_at": iso(r["started_at"]),
-            "finished_at": iso(r["finished_at"]),
-            "status": r["status"],
-            "dry_run": r["dry_run"],
-            "full": r["full"],
-            "planned": r["planned"],
-            "written": r["written"],
-            "unchanged": r["unchanged"],
-            "failed": r["failed"],
-            "unmatched": r["unmatched"],
-            "api_calls": r["api_calls"],
-            "error": r["error"],
-        }
-        for r in rows
-    ]
+    # The same view model as the dashboard's /syncs page (its --json adds "seconds").
+    runs = history_view(runtime(ctx).engine, destination=destination, limit=limit)["runs"]
 
     def render(d: dict[str, Any]) -> None:
         if not d["runs"]:
@@ -197,7 +178,7 @@ def sync_history(
         for r in d["runs"]:
             kind = " dry-run" if r["dry_run"] else ""
             print(
-                f"#{r['run_id']} {r['started_at']} {r['destination']}{kind} {r['status']}:"
+                f"#{r['run_id']} {iso(r['started_at'])} {r['destination']}{kind} {r['status']}:"
                 f" planned {r['planned']} written {r['written']} unchanged {r['unchanged']}"
                 f" failed {r['failed']} unmatched {r['unmatched']} api calls {r['api_calls']}"
                 + (f" — {r['error']}" if r["error"] else "")
