@@ -20,18 +20,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator, PercentFormatter  # noqa: E402
 
+# The dashboard's colours, so a PNG and the web page agree on what a band looks like.
+from integration_signals.web.svg import (  # noqa: E402
+    BAND_COLORS,
+    HIGHLIGHT,
+    IMPACT_COLORS,
+    MUTED,
+    PALETTE,
+)
+
 SIZE = (10.0, 6.0)  # inches
 DPI = 120
-PALETTE = ("#2563eb", "#d97706", "#059669", "#7c3aed", "#dc2626", "#0891b2", "#65a30d", "#db2777")
-BAND_COLORS = {"healthy": "#059669", "watch": "#d97706", "at_risk": "#dc2626"}
-IMPACT_COLORS = {
-    "negligible": "#6b7280",
-    "modest": "#2563eb",
-    "strong": "#059669",
-    "critical": "#7c3aed",
-}
-MUTED = "#6b7280"
-HIGHLIGHT = "#dc2626"
 STYLE = {
     "font.size": 11,
     "axes.titlesize": 13,
