@@ -5,16 +5,15 @@ database created for the session, emptied between tests."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
 from integration_signals.store.engine import make_engine
+from tests.databases import private_pg_database
 
 _ENV_PREFIXES = ("SIGNALS_", "SALESFORCE_", "HUBSPOT_", "SLACK_")
 
@@ -29,25 +28,8 @@ def _pg_database() -> Iterator[str | None]:
     if requested == "sqlite" or requested.startswith("sqlite"):
         yield None
         return
-    base = make_url(requested).set(drivername="postgresql+psycopg")
-    name = f"signals_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.set(database=name).render_as_string(hide_password=False)
-    try:
+    with private_pg_database(requested) as url:
         yield url
-    finally:
-        from integration_signals.store import engine as engine_mod
-
-        engine_mod._migrated.clear()
-        with admin.connect() as conn:
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
 
 
 def _truncate_all(url: str) -> None:

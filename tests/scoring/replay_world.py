@@ -5,17 +5,16 @@ left in the store, at day granularity, for comparing two stores."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, select
 
 from integration_signals.store.models import AccountScore, ScoreHistory, Signal
 from integration_signals.store.sql import as_utc
+from tests.databases import private_pg_database
 
 START = date(2026, 9, 1)
 DAYS = 60
@@ -173,22 +172,7 @@ def second_database(first_url: str, tmp_path: Any) -> Iterator[str]:
     if first_url.startswith("sqlite"):
         yield f"sqlite:///{tmp_path / 'second.db'}"
         return
-    base = make_url(os.environ["SIGNALS_TEST_DATABASE_URL"]).set(drivername="postgresql+psycopg")
-    name = f"signals_test_b_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.set(database=name).render_as_string(hide_password=False)
-    try:
+    with private_pg_database(
+        os.environ["SIGNALS_TEST_DATABASE_URL"], prefix="signals_test_b"
+    ) as url:
         yield url
-    finally:
-        from integration_signals.store import engine as engine_mod
-
-        engine_mod._migrated.discard(url)
-        with admin.connect() as conn:
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
