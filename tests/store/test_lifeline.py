@@ -49,7 +49,7 @@ def alive(pid: int) -> bool:
     return _ppid(pid) is not None
 
 
-def big_file(path: Path, min_bytes: int = 9 * 1024 * 1024) -> Path:
+def big_file(path: Path, min_bytes: int = 24 * 1024 * 1024) -> Path:
     lines = []
     size = 0
     i = 0
@@ -74,7 +74,7 @@ def big_file(path: Path, min_bytes: int = 9 * 1024 * 1024) -> Path:
 
 def test_a_killed_ingest_leaves_no_worker_behind_and_its_stdout_ends(tmp_path: Path) -> None:
     source = big_file(tmp_path / "big.jsonl")
-    assert source.stat().st_size >= 8 * 1024 * 1024
+    assert source.stat().st_size >= 8 * 1024 * 1024  # above PARALLEL_PARSE_BYTES
     env = {
         **os.environ,
         "SIGNALS_DATABASE_URL": f"sqlite:///{tmp_path / 'signals.db'}",
@@ -92,10 +92,10 @@ def test_a_killed_ingest_leaves_no_worker_behind_and_its_stdout_ends(tmp_path: P
     while time.monotonic() < deadline and proc.poll() is None:
         children = descendants(proc.pid)
         if children:
-            time.sleep(1.0)  # let the worker start parsing
+            time.sleep(0.1)  # the pool may start more than one worker
             children |= descendants(proc.pid)
             break
-        time.sleep(0.05)
+        time.sleep(0.02)
     assert proc.poll() is None, "the import ended before it could be killed"
     assert children, "no worker process was started for a file of 8 MiB or more"
 
