@@ -22,8 +22,7 @@ from integration_signals.config import Config, Settings
 from integration_signals.schedules.logs import log_context
 from integration_signals.schedules.pipeline import after_ingest
 from integration_signals.schedules.pipeline import summary as _summary
-from integration_signals.scoring.run import score_accounts
-from integration_signals.scoring.signals import evaluate_signals
+from integration_signals.scoring.evaluation import evaluate
 from integration_signals.store.models import JobRun
 from integration_signals.syncs import registry as sync_registry
 from integration_signals.syncs.run import run_sync
@@ -109,9 +108,8 @@ def build_jobs(engine: Engine, config: Config, settings: Settings) -> list[JobSp
         )
 
     def score_job(ctx: JobContext) -> dict[str, Any]:
-        scored = score_accounts(engine, config, as_of=ctx.now)
-        signals = evaluate_signals(engine, config, as_of=ctx.now, scored_facts=scored.all_facts)
-        return {"scoring": _summary(scored), "signals": _summary(signals)}
+        done = evaluate(engine, config, as_of=ctx.now)
+        return {"scoring": _summary(done.scoring), "signals": _summary(done.signals)}
 
     jobs.append(JobSpec("score", minutes(sched.score_minutes), score_job, "score + signals"))
 

@@ -15,8 +15,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from integration_signals.config import Config
-from integration_signals.scoring.run import score_accounts
-from integration_signals.scoring.signals import evaluate_signals
+from integration_signals.scoring.evaluation import evaluate
 from integration_signals.store.ingest import IngestReport
 
 log = logging.getLogger("signals.pipeline")
@@ -51,10 +50,9 @@ def after_ingest(
     if not accounts:
         return result
     try:
-        scored = score_accounts(engine, config, as_of=now, account_ids=accounts)
-        result["rescored"] = len(scored.rescored)
-        evaluated = evaluate_signals(engine, config, as_of=now, account_ids=accounts)
-        result["signals"] = summary(evaluated)
+        done = evaluate(engine, config, as_of=now, account_ids=accounts)
+        result["rescored"] = len(done.scoring.rescored)
+        result["signals"] = summary(done.signals)
     except Exception as exc:  # the events are in: report, and let the score job catch up
         error = error_line(exc)
         log.error(

@@ -88,9 +88,9 @@ def score(
     """Score accounts (only what can have changed, unless --full), then list the
     accounts' current scores, lowest first (--band, --segment, --owner narrow it; --json
     too)."""
+    from integration_signals.scoring.evaluation import evaluate
     from integration_signals.scoring.replay import latest_evaluation, what_if
-    from integration_signals.scoring.run import current_scores, score_accounts
-    from integration_signals.scoring.signals import evaluate_signals
+    from integration_signals.scoring.run import current_scores
 
     wanted_band, wanted_segment = filters.band(band), _segment(segment)
     order = filters.sort_key(sort, SCORE_SORTS)
@@ -109,11 +109,10 @@ def score(
         }
         rows = found["accounts"]
     else:
-        report = score_accounts(rt.engine, rt.config, as_of=when, full=full)
-        # The signal rules run after every scoring run, at the same clock; time alone
+        # The signal rules run in the same evaluation, at the same clock; time alone
         # can start or end an episode, so every account is evaluated.
-        signals = evaluate_signals(rt.engine, rt.config, as_of=when, scored_facts=report.all_facts)
-        run_doc, signals_doc = report.as_json(), signals.as_json()
+        done = evaluate(rt.engine, rt.config, as_of=when, full=full)
+        run_doc, signals_doc = done.scoring.as_json(), done.signals.as_json()
         rows = current_scores(rt.engine)
     accounts = [
         row
