@@ -9,7 +9,7 @@ from __future__ import annotations
 import tomllib
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -593,6 +593,14 @@ class Settings(BaseSettings):
         through (run records, reports, provisioning, alerts, Slack errors, logs)."""
         return redact_values(text, self.secret_values())
 
+    def answer_redactor(self) -> AnswerRedactor:
+        """What every API client applies to each answer where it arrives (Salesforce's
+        session hook, HubSpot's one request path, Slack's ``slack_client``): a vendor or
+        proxy that echoes our request (its Authorization header, a form field) cannot
+        carry a secret into any message built from its answer — per record, per run,
+        provisioning, Slack errors, item failures, alerts or logs."""
+        return AnswerRedactor(self.secret_values())
+
     def env(self, model: type[EnvModel]) -> EnvModel:
         """A destination's environment variables, typed by its own settings ``model``.
 
@@ -647,6 +655,44 @@ def redact_values(text: str | None, secrets: list[str]) -> str | None:
             if form in text:
                 text = text.replace(form, "***")
     return text
+
+
+class AnswerRedactor:
+    """Replaces every secret value (and its URL-encoded form) in a vendor's answer,
+    text or bytes, by ``***``; the secret list is read once, when a client is built.
+    An answer holding none of them is returned as it came (one substring test per
+    form, no decoding)."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        from urllib.parse import quote
+
+        forms = {f for v in secrets if len(v) >= 4 for f in (v, quote(v, safe=""))}
+        self.forms = sorted(forms, key=len, reverse=True)
+        self._encoded = [f.encode() for f in self.forms]
+
+    def __bool__(self) -> bool:
+        return bool(self.forms)
+
+    @overload
+    def __call__(self, body: str) -> str: ...
+    @overload
+    def __call__(self, body: bytes) -> bytes: ...
+
+    def __call__(self, body: str | bytes) -> str | bytes:
+        if not body or not self.forms:
+            return body
+        if isinstance(body, bytes | bytearray):
+            if not any(f in body for f in self._encoded):
+                return body
+            text = bytes(body).decode("utf-8", "surrogateescape")
+            return self._replace(text).encode("utf-8", "surrogateescape")
+        return self._replace(body)
+
+    def _replace(self, text: str) -> str:
+        for form in self.forms:
+            if form in text:
+                text = text.replace(form, "***")
+        return text
 
 
 class RedactingFilter:

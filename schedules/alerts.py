@@ -11,14 +11,9 @@ def slack_alert(settings: Settings) -> Callable[[str], None] | None:
     """A function posting one message to the tasks channel, or None without Slack."""
     if settings.slack_bot_token is None or not settings.slack_tasks_channel:
         return None
-    from slack_sdk import WebClient
+    from integration_signals.bot.client import slack_client
 
-    base_url = settings.slack_api_url or WebClient.BASE_URL
-    client = WebClient(
-        token=settings.slack_bot_token.get_secret_value(),
-        base_url=base_url if base_url.endswith("/") else base_url + "/",
-        timeout=10,
-    )
+    client = slack_client(settings)
     channel = settings.slack_tasks_channel
 
     def send(text: str) -> None:

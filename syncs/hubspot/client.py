@@ -143,6 +143,8 @@ class HubSpotClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         env = settings.env(HubSpotEnv)
+        # Every answer is redacted of our secrets where it arrives (``_once``).
+        self.redact = settings.answer_redactor()
         if not env.hubspot_access_token:
             raise FatalSyncError(
                 "no HubSpot credentials; set HUBSPOT_ACCESS_TOKEN (a private app token)",
@@ -208,7 +210,7 @@ class HubSpotClient:
             self.api_calls += 1
         try:
             response = func(_preload_content=False, _request_timeout=self._timeout)
-            raw = response.data
+            raw = self.redact(response.data)
             headers = response.headers
         except urllib3.exceptions.HTTPError as exc:
             raise RetriableError(
@@ -220,7 +222,8 @@ class HubSpotClient:
                 with self._count_lock:
                     self.rate_limited += 1
             self._read_headers(exc.headers)
-            error = classify(status, exc.body, exc.headers)
+            body = self.redact(exc.body) if isinstance(exc.body, str | bytes) else exc.body
+            error = classify(status, body, exc.headers)
             if status == 429 and isinstance(error, RetriableError):
                 self.limiter.pause(error.retry_after or self.limiter.window)
             raise error from None

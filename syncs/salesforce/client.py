@@ -133,6 +133,7 @@ class SalesforceClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.env = env = settings.env(SalesforceEnv)
+        self.redact = settings.answer_redactor()
         self.version = config.salesforce.api_version
         self.api_calls = 0
         self.usage: dict[str, Any] = {}
@@ -167,6 +168,12 @@ class SalesforceClient:
             )
 
     def _on_response(self, response: requests.Response) -> None:
+        """Count the call, read the usage, and redact the answer of our secrets before
+        simple-salesforce or we read it (an echoed session id or password never reaches
+        a record's error, a run's error or a log line). A streamed answer (never one
+        we read) is left alone."""
+        if self.redact and getattr(response, "_content_consumed", False) and response._content:
+            response._content = self.redact(response._content)
         self.api_calls += 1
         self.last_headers = response.headers
         match = _USAGE.search(response.headers.get("Sforce-Limit-Info", ""))

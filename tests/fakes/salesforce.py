@@ -21,6 +21,7 @@ import re
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -85,6 +86,9 @@ class FakeSalesforce:
         self.tasks: dict[str, dict[str, Any]] = {}  # by Integration_Signals_Task_Id__c
         self.task_writes = Counter[str]()
         self.task_field = True  # the Activity custom field is deployed
+        # A Salesforce (or proxy) that echoes the request's headers, the session id
+        # among them, in every error message it answers.
+        self.echo_headers = False
 
     # ------------------------------------------------------------------ helpers
     def add_account(self, account_id: str | None = None, **fields: Any) -> str:
@@ -129,7 +133,8 @@ class FakeSalesforce:
                 'xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>'
                 "<soapenv:Fault><faultcode>INVALID_LOGIN</faultcode><faultstring>INVALID_LOGIN:"
                 " Invalid username, password, security token; or user locked out."
-                "</faultstring></soapenv:Fault></soapenv:Body></soapenv:Envelope>"
+                + (f" (request: {escape(body)})" if self.echo_headers else "")
+                + "</faultstring></soapenv:Fault></soapenv:Body></soapenv:Envelope>"
             )
             return 500, {"Content-Type": "text/xml"}, fault
         self.logins += 1
@@ -146,6 +151,28 @@ class FakeSalesforce:
         return 200, {"Content-Type": "text/xml"}, xml
 
     def _callback(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        status, headers, text = self._answer(request)
+        if self.echo_headers and (status >= 400 or '"errors": [{' in text):
+            text = self._echo(text, request)
+        return status, headers, text
+
+    def _echo(self, text: str, request: requests.PreparedRequest) -> str:
+        """Every error message of the answer, followed by the request's headers."""
+        echo = f" (request headers: {dict(request.headers)})"
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            return text + echo
+        items = payload if isinstance(payload, list) else [payload]
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            for error in [item, *(item.get("errors") or [])]:
+                if isinstance(error, dict) and "message" in error:
+                    error["message"] = f"{error['message']}{echo}"
+        return json.dumps(payload)
+
+    def _answer(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
         url = urlparse(request.url)
         path = url.path.split(f"/services/data/v{VERSION}/", 1)[1]
         raw = request.body

@@ -138,6 +138,9 @@ class FakeSlack:
         # None for the normal answer; it may sleep (a timeout) or answer any shape.
         self.scripts: dict[str, Callable[[Received], Answer | None]] = {}
         self.socket_url: str | None = None  # apps.connections.open answers this
+        # A Slack (or proxy) that echoes the request's Authorization header, the bot
+        # token in it, in every error it answers.
+        self.echo_token = False
         self._ts = itertools.count(1)
         self._urls = itertools.count(1)
         self._lock = threading.Condition()
@@ -234,6 +237,10 @@ class FakeSlack:
         if self.latency:
             time.sleep(self.latency)
         status, payload, headers = self._answer(received)
+        if self.echo_token and (
+            status >= 400 or isinstance(payload, dict) and not payload.get("ok")
+        ):
+            payload = self._echo(payload, received)
         with self._lock:
             self.requests.append(received)
             self._lock.notify_all()
@@ -246,6 +253,17 @@ class FakeSlack:
             handler.send_header(key, value)
         handler.end_headers()
         handler.wfile.write(data)
+
+    @staticmethod
+    def _echo(payload: Any, r: Received) -> Any:
+        echo = f" (authorization: {r.headers.get('authorization', '')})"
+        if not isinstance(payload, dict):
+            return f"{payload}{echo}"
+        return {
+            **payload,
+            "error": f"{payload.get('error', '')}{echo}",
+            "response_metadata": {"messages": [f"[ERROR] request{echo}"]},
+        }
 
     def _reject(self, where: str, errors: list[str]) -> None:
         with self._lock:

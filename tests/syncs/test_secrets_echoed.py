@@ -1,42 +1,30 @@
-"""Secrets stay out of every record, whatever the other side answers: a HubSpot that
-echoes the request headers (the bearer token among them) in every error message, with
-every secret variable set, leaves no secret value in stdout, stderr, logs or the
-database."""
+"""Secrets stay out of every record, whatever the other side answers: a HubSpot or a
+Salesforce that echoes the request (the bearer token or session id in it) in every error
+message, with every secret variable set, leaves no secret value in stdout, stderr, logs
+or the database."""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, MetaData, select
+from sqlalchemy import Engine
 
 from tests.fakes.hubspot import PROPERTIES, FakeHubSpot, Fault
-from tests.syncs.conftest import TOKEN, hubspot_rows, seed_scores
-
-SECRETS = {
-    "SIGNALS_INGEST_TOKEN": "ingest-secret-7f1c2b",
-    "SIGNALS_PULL_URL": "postgresql://reader:pull-pass-93ad@127.0.0.1:1/src",
-    "SLACK_BOT_TOKEN": "xoxb-bot-secret-4242",
-    "SLACK_SIGNING_SECRET": "signing-secret-8e8e",
-    "SLACK_APP_TOKEN": "xapp-app-secret-1717",
-    "SALESFORCE_ACCESS_TOKEN": "00Dsf-secret-session-55",
-}
-VALUES = [TOKEN, "pull-pass-93ad", *(v for k, v in SECRETS.items() if k != "SIGNALS_PULL_URL")]
-
-
-def db_text(engine: Engine) -> str:
-    meta = MetaData()
-    meta.reflect(engine)
-    with engine.connect() as conn:
-        return "\n".join(
-            repr(row) for table in meta.sorted_tables for row in conn.execute(select(table))
-        )
-
-
-def assert_clean(where: str, text: str) -> None:
-    for value in VALUES:
-        assert value not in text, f"a secret ({value[:6]}...) in {where}"
+from tests.fakes.salesforce import FakeSalesforce
+from tests.fakes.salesforce import Fault as SalesforceFault
+from tests.leaks import assert_clean, assert_results_clean, db_text, secret_env
+from tests.syncs.conftest import (
+    FAST_CONFIG,
+    SF_TOKEN,
+    TOKEN,
+    hubspot_rows,
+    salesforce_rows,
+    seed_scores,
+)
+from tests.syncs.test_salesforce import add_task
 
 
 def test_an_echoing_hubspot_leaks_no_secret_anywhere(
@@ -52,7 +40,8 @@ def test_an_echoing_hubspot_leaks_no_secret_anywhere(
     for r in rows:
         hubspot.add_company(r["hubspot_id"])
     hubspot.refuse[rows[0]["hubspot_id"]] = "refused"  # a per-record (207) error
-    env = {**hubspot_env, **SECRETS}
+    secrets, values = secret_env(HUBSPOT_ACCESS_TOKEN=TOKEN)
+    env = {**hubspot_env, **secrets}
     caplog.set_level(logging.DEBUG)
 
     synced = cli("sync", "hubspot", "--json", env=env)
@@ -63,8 +52,82 @@ def test_an_echoing_hubspot_leaks_no_secret_anywhere(
     provisioned = cli("provision", "hubspot", env=env)
     history = cli("sync", "history", "--json", env=env)
 
-    for name, result in (("sync", synced), ("provision", provisioned), ("history", history)):
-        assert_clean(f"{name} stdout", result.stdout)
-        assert_clean(f"{name} stderr", result.stderr if result.stderr_bytes else "")
-    assert_clean("logs", "\n".join(r.getMessage() for r in caplog.records))
-    assert_clean("the database", db_text(engine))
+    assert_results_clean({"sync": synced, "provision": provisioned, "history": history}, values)
+    assert_clean("logs", "\n".join(r.getMessage() for r in caplog.records), values)
+    assert_clean("the database", db_text(engine), values)
+
+
+def test_an_echoing_salesforce_leaks_no_secret_anywhere(
+    cli: Any,
+    engine: Engine,
+    salesforce: FakeSalesforce,
+    salesforce_env: dict[str, str],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Per record (a refused Account, a refused Task), per run (describe refused), and
+    a re-login whose fault echoes the SOAP request with the password in it."""
+    salesforce.echo_headers = True
+    config = tmp_path / "tasks.toml"
+    config.write_text(
+        FAST_CONFIG.replace("bulk_threshold = 400", "bulk_threshold = 400\nplaybook_tasks = true")
+    )
+    rows = salesforce_rows(4, salesforce)
+    seed_scores(engine, rows)
+    salesforce.refuse[rows[0]["salesforce_id"]] = ("UNABLE_TO_LOCK_ROW", "locked")
+    add_task(engine, 1, "acct-00001")
+    add_task(engine, 2, "acct-00002")
+    secrets, values = secret_env(SALESFORCE_ACCESS_TOKEN=SF_TOKEN)
+    env = {
+        **salesforce_env,
+        **secrets,
+        "SIGNALS_CONFIG": str(config),
+        "SALESFORCE_USERNAME": "integration@acme.example",
+    }
+    caplog.set_level(logging.DEBUG)
+
+    # One Task refused, its message built from the vendor's answer.
+    salesforce.faults.append(
+        SalesforceFault(
+            "PATCH",
+            r"composite/sobjects/Task/.*",
+            status=200,
+            body=[
+                {
+                    "success": False,
+                    "errors": [{"statusCode": "INVALID_INPUT", "message": "no", "fields": []}],
+                },
+                {"success": True, "id": "00TFAKE00000000001", "errors": [], "created": True},
+            ],
+        )
+    )
+    synced = cli("sync", "salesforce", "--json", env=env)
+    assert "request headers" in synced.stdout  # the vendor did echo them
+    assert "***" in synced.stdout
+
+    salesforce.refuse.clear()
+    salesforce.faults.append(
+        SalesforceFault(
+            "GET",
+            r"sobjects/Account/describe",
+            status=400,
+            body=[{"errorCode": "INVALID_TYPE", "message": "sObject type 'Account' refused"}],
+            times=50,
+        )
+    )
+    rows[1]["score"] = 11
+    seed_scores(engine, rows)
+    refused = cli("sync", "salesforce", "--json", env=env)
+    assert refused.exit_code == 1
+
+    salesforce.faults.clear()
+    salesforce.expire_sessions()  # the session is gone and the password is wrong
+    relogin = cli("sync", "salesforce", "--json", env=env)
+    assert relogin.exit_code == 1 and salesforce.logins == 0
+    history = cli("sync", "history", "--json", env=env)
+
+    assert_results_clean(
+        {"sync": synced, "refused": refused, "relogin": relogin, "history": history}, values
+    )
+    assert_clean("logs", "\n".join(r.getMessage() for r in caplog.records), values)
+    assert_clean("the database", db_text(engine), values)
