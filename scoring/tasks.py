@@ -12,11 +12,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, select, update
+from sqlalchemy import ColumnElement, Engine, and_, case, select, update
 from sqlalchemy.engine import Connection
 
 from integration_signals.scoring.exceptions import TaskRefused
-from integration_signals.store.models import Account, AccountScore, Task, TaskEvent
+from integration_signals.store.models import Account, AccountScore, ScoreHistory, Task, TaskEvent
 from integration_signals.store.sql import as_utc, chunked
 
 OPEN, CLAIMED, DONE, SNOOZED = "open", "claimed", "done", "snoozed"
@@ -328,6 +328,25 @@ def _state_from_events(row: Any, events: list[Any]) -> dict[str, Any]:
     return state
 
 
+def band_at(account_id: Any, as_of: datetime) -> ColumnElement[Any]:
+    """The account's band as it was at ``as_of``, as a column expression over a query
+    that joins ``account_scores`` (for ``account_id``): the current band when the
+    current score is not newer than ``as_of``, else the band of the newest
+    ``score_history`` row at or before ``as_of`` (None: not scored yet then). What
+    every view of a moment shows next to a task or a signal, so a band that changed
+    after T does not leak into a page of T. One indexed look-up per row
+    (``ix_score_history_account_asof``)."""
+    sc, h = AccountScore.__table__, ScoreHistory.__table__
+    then = (
+        select(h.c.band)
+        .where(h.c.account_id == account_id, h.c.as_of <= as_of)
+        .order_by(h.c.as_of.desc(), h.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return case((sc.c.as_of <= as_of, sc.c.band), else_=then)
+
+
 def tasks_as_of(
     conn: Connection,
     *,
@@ -344,8 +363,9 @@ def tasks_as_of(
     task's ``task_events`` history: the row with the latest ``at`` at or before
     ``as_of`` gives the status. A task with nothing in its history after ``as_of`` is
     as its row is now. Each result is the task's columns (as of ``as_of``) plus
-    ``account_name``, ``account_segment`` and ``account_band``; ordered by due time, then
-    id. ``owner`` matches exactly; ``statuses`` keeps only those statuses as of then."""
+    ``account_name``, ``account_segment`` and ``account_band`` (the band as of then,
+    ``band_at``); ordered by due time, then id. ``owner`` matches exactly; ``statuses``
+    keeps only those statuses as of then."""
     as_of = as_utc(as_of)  # type: ignore[assignment]
     t, a, sc = Task.__table__, Account.__table__, AccountScore.__table__
     e = TaskEvent.__table__
@@ -354,7 +374,7 @@ def tasks_as_of(
             t,
             a.c.name.label("account_name"),
             a.c.segment.label("account_segment"),
-            sc.c.band.label("account_band"),
+            band_at(t.c.account_id, as_of).label("account_band"),
         )
         .select_from(
             t.outerjoin(a, a.c.account_id == t.c.account_id).outerjoin(

@@ -820,12 +820,14 @@ def _problem_connections(conn: Any, key: str, limit: int = 50) -> dict[str, list
 
 
 def task_row(r: Any, *, now: datetime) -> dict[str, Any]:
-    """One task as `signals tasks --json` shows it, plus the account's name."""
+    """One task as `signals tasks --json` shows it, plus the account's name and its band
+    as of the view's moment (``tasks_as_of``)."""
     due = as_utc(r.due_at)
     return {
         "id": r.id,
         "account_id": r.account_id,
         "account_name": getattr(r, "account_name", None),
+        "account_band": getattr(r, "account_band", None),
         "signal_id": r.signal_id,
         "signal_kind": r.signal_kind,
         "title": r.title,

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Engine
 
 from integration_signals.scoring.signals import evaluate_signals
+from integration_signals.store.models import AccountScore, ScoreHistory
 from tests.scoring.world import AS_OF, CONFIG, TODAY, World
 
 WHEN = AS_OF.isoformat()
@@ -109,3 +111,58 @@ def test_score_runs_the_rules_and_stores_segments_with_the_score(cli, engine: En
     assert again["signals"]["fired"] == [] and again["signals"]["tasks_created"] == 0
     tasks = json.loads(cli("tasks", "--json", "--as-of", WHEN).stdout)["tasks"]
     assert [t["signal_kind"] for t in tasks] == ["health_degradation"]
+
+
+def _band_changes(engine: Engine, account_id: str, bands: list[tuple[Any, str]]) -> None:
+    """Score history with ``bands`` (moment, band), the last one the current score."""
+    rows = [
+        {
+            "account_id": account_id,
+            "as_of": at,
+            "scored_at": at,
+            "score": {"healthy": 80, "watch": 55, "at_risk": 30}[band],
+            "band": band,
+            "stage": "scored",
+        }
+        for at, band in bands
+    ]
+    with engine.begin() as conn:
+        conn.execute(ScoreHistory.__table__.insert(), rows)
+        conn.execute(
+            AccountScore.__table__.insert().values(
+                **rows[-1], components={}, reason="-", segments=[], active_integrations=1
+            )
+        )
+
+
+def test_tasks_and_signals_as_of_t_show_the_band_the_account_had_at_t(cli, engine: Engine):
+    """Acme was on watch at T and is at risk now: a view of T says watch (score_history's
+    newest row at or before T), a view of now says at risk; --band filters on the band
+    then. Beta had no score yet at T: no band."""
+    _world(engine)
+    later = AS_OF + timedelta(days=2)
+    _band_changes(
+        engine,
+        "acme",
+        [
+            (AS_OF - timedelta(days=5), "healthy"),
+            (AS_OF - timedelta(hours=2), "watch"),
+            (later, "at_risk"),
+        ],
+    )
+    _band_changes(engine, "beta", [(later, "healthy")])
+    then = (AS_OF + timedelta(hours=1)).isoformat()
+    now = (later + timedelta(hours=1)).isoformat()
+
+    def bands(*args: str) -> dict[str, set[Any]]:
+        out: dict[str, set[Any]] = {}
+        for item in json.loads(cli(*args, "--json").stdout)[args[0]]:
+            out.setdefault(item["account_id"], set()).add(item["account_band"])
+        return out
+
+    assert bands("tasks", "--as-of", then) == {"acme": {"watch"}, "beta": {None}}
+    assert bands("tasks", "--as-of", now) == {"acme": {"at_risk"}, "beta": {"healthy"}}
+    assert set(bands("tasks", "--as-of", then, "--band", "watch")) == {"acme"}
+    assert bands("tasks", "--as-of", then, "--band", "at_risk") == {}
+    assert bands("signals", "--as-of", then) == {"acme": {"watch"}, "beta": {None}}
+    assert bands("signals", "--as-of", now)["acme"] == {"at_risk"}

@@ -40,6 +40,7 @@ def list_signals(engine: Engine, *, as_of: datetime, recent_days: int) -> list[d
 
     from integration_signals.scoring.episodes import episodes_as_of
     from integration_signals.scoring.rules import task_title
+    from integration_signals.scoring.tasks import band_at
     from integration_signals.store.models import Account, AccountScore, Task
     from integration_signals.store.sql import as_utc
 
@@ -57,7 +58,7 @@ def list_signals(engine: Engine, *, as_of: datetime, recent_days: int) -> list[d
                     a.c.segment,
                     a.c.csm,
                     a.c.owner,
-                    sc.c.band,
+                    band_at(a.c.account_id, as_of).label("band"),  # the band then
                 )
                 .select_from(a.outerjoin(sc, sc.c.account_id == a.c.account_id))
                 .where(a.c.account_id.in_(wanted[start : start + 500]))
