@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, quote, urlencode, urlsplit
+from urllib.parse import parse_qs, parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import orjson
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2.runtime import Context
 from markupsafe import Markup
 from sqlalchemy import Engine
 from starlette.background import BackgroundTask
@@ -229,7 +230,33 @@ def sync_run_url(run_id: Any) -> str:
     return "/syncs/runs/" + quote(str(run_id), safe="")
 
 
+# The pages that can show a past moment (``?as_of=``); the others (syncs, ops) show
+# the present only, so the top bar's links to them do not carry the moment.
+MOMENT_NAV = frozenset({"portfolio", "integrations", "tasks"})
+
+
+def with_as_of(url: str, moment: str | None) -> str:
+    """``url`` (a path on this site, or a bare ``?query``) at ``moment``: its ``as_of``
+    set to it (replaced if there), the rest of the query and the fragment kept. None
+    leaves the URL as it is."""
+    if not moment:
+        return url
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "as_of"]
+    query.append(("as_of", moment))
+    return urlunsplit(("", "", parts.path, urlencode(query), parts.fragment))
+
+
+@pass_context
+def at_moment(context: Context, url: Any) -> str:
+    """The ``at`` filter: a link that stays in the moment the page shows. On a page of
+    the past (``?as_of=``) every internal link goes through it, so account, integration
+    and task links, sorting, paging and filters all keep that ``as_of``."""
+    return with_as_of(str(url), context.get("as_of_param"))
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
+    "at": at_moment,
     "account_url": account_url,
     "integration_url": integration_url,
     "sync_run_url": sync_run_url,
@@ -410,6 +437,7 @@ class Site:
     ) -> HTMLResponse:
         actor = self.actor(request) if "actor" in request.state._state else None
         flash = self.read_flash(request, actor)
+        past = getattr(request.state, "as_of", None)
         body = self.templates.get_template(template).render(
             title=title,
             nav=nav,
@@ -419,9 +447,13 @@ class Site:
             flash=flash,
             live_poll_ms=int(self.config.web.live_poll_seconds * 1000),
             static_version=self.version,
-            now=self.clock(),
+            # A page of the past reads its relative times ("due in 2 d") at that moment.
+            now=past or self.clock(),
             request_path=request.url.path,
-            as_of_banner=getattr(request.state, "as_of", None),
+            as_of_banner=past,
+            # The moment as asked, carried by every link (the ``at`` filter) and filter form.
+            as_of_param=request.query_params.get("as_of") if past else None,
+            moment_nav=MOMENT_NAV,
             now_link=_without_as_of(request),
             **context,
         )

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -17,7 +20,7 @@ from integration_signals.config import load_config
 from integration_signals.scoring import tasks as task_ops
 from integration_signals.scoring.replay import day_end, replay
 from integration_signals.store.ingest import Ingestor, read_objects
-from integration_signals.store.models import Task
+from integration_signals.store.models import AccountScore, ScoreHistory, Task
 from integration_signals.store.sql import as_utc
 from integration_signals.web.auth import add_user
 from tests.scoring import replay_world as world
@@ -154,3 +157,169 @@ def test_a_page_of_the_past_has_a_banner_no_polling_and_a_bad_as_of_is_400(story
         assert api.status_code == 200
         assert api.json()["as_of"].startswith(day + "T12:00:00")
         assert client.get("/api/tasks", params={"as_of": "nope"}).status_code == 400
+
+
+class _Page(HTMLParser):
+    """Every link (href and its text) and form (method, action, hidden fields) of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[list[str]] = []
+        self.forms: list[dict[str, Any]] = []
+        self._in_link = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "a" and "href" in a:
+            self.links.append([a["href"], ""])
+            self._in_link = True
+        elif tag == "form":
+            self.forms.append({"method": a.get("method", "get"), "action": a.get("action", "")})
+            self.forms[-1]["hidden"] = {}
+        elif tag == "input" and a.get("type") == "hidden" and self.forms:
+            self.forms[-1]["hidden"][a.get("name")] = a.get("value")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a":
+            self._in_link = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_link:
+            self.links[-1][1] += data
+
+
+def _parse(html: str) -> _Page:
+    page = _Page()
+    page.feed(html)
+    return page
+
+
+# Pages that show the present only (and the session's own pages): their links carry no moment.
+PRESENT_ONLY = ("/static/", "/login", "/logout", "/syncs", "/ops")
+
+
+def test_a_page_of_the_past_keeps_every_link_in_its_moment_and_offers_no_action(story, serve_web):  # type: ignore[no-untyped-def]
+    """Account, integration and task links, sorting, paging, filter forms and JSON links
+    all carry the page's as_of; task forms give way to a "viewing <date>; back to now"
+    note; the same pages now still offer the actions; the JSON twins keep their keys."""
+    engine, task_id, created, claimed, finished = story
+    moment = (created + timedelta(hours=1)).isoformat()  # the live task is open then
+    url = serve_web(load_config(None))
+    with httpx.Client(base_url=url, timeout=30, follow_redirects=False) as client:
+        client.post("/login", data={"email": "dana@example.com", "password": PASSWORD})
+        paths = [
+            "/?page_size=1",  # pagination links
+            "/?sort=mrr&order=desc&band=healthy",
+            "/tasks",
+            "/tasks?status=open&owner=dana%40example.com",
+            "/accounts/deg",
+            "/integrations",
+            "/integrations/zendesk",
+            "/accounts/no-such-account",  # the 404 page's suggestions
+        ]
+        seen_pages = 0
+        for path in paths:
+            sep = "&" if "?" in path else "?"
+            past = client.get(f"{path}{sep}{urlencode({'as_of': moment})}")
+            assert past.status_code in (200, 404), (path, past.text[:300])
+            page = _parse(past.text)
+            internal = [
+                (href, text)
+                for href, text in page.links
+                if (href.startswith("/") and not href.startswith("//")) or href.startswith("?")
+            ]
+            assert internal, path
+            for href, text in internal:
+                query = parse_qs(urlsplit(href).query)
+                if href.startswith(PRESENT_ONLY) or text.strip().lower() == "back to now":
+                    assert "as_of" not in query, (path, href)
+                    continue
+                assert query.get("as_of") == [moment], (path, href, text)
+            assert any(text.strip() == "Back to now" for _, text in page.links), path
+            for form in page.forms:
+                if form["method"].lower() == "get":
+                    assert form["hidden"].get("as_of") == moment, (path, form)
+                else:
+                    assert form["action"] == "/logout", (path, form)  # no action on the past
+            seen_pages += 1
+        assert seen_pages == len(paths)
+
+        tasks_then = client.get("/tasks", params={"as_of": moment}).text
+        assert f'id="task-{task_id}"' in tasks_then and "back to now" in tasks_then
+        assert "viewing " in tasks_then
+        account_id = next(
+            t["account_id"]
+            for o in client.get("/api/tasks", params={"as_of": moment}).json()["owners"]
+            for g in o["statuses"]
+            for t in g["tasks"]
+            if t["id"] == task_id
+        )
+        account_then = client.get(f"/accounts/{account_id}", params={"as_of": moment}).text
+        assert f'id="task-{task_id}"' in account_then and "back to now" in account_then
+        assert f'action="/tasks/{task_id}/claim"' not in account_then
+
+        # The same pages now: the forms are there (the task is done now: take another).
+        with engine.begin() as conn:
+            conn.execute(Task.__table__.update().where(Task.id == task_id).values(status="open"))
+        for path in ("/tasks", f"/accounts/{account_id}"):
+            now_page = client.get(path).text
+            assert f'action="/tasks/{task_id}/done"' in now_page, path
+            assert "back to now" not in now_page
+
+        for api in (
+            "/api/portfolio",
+            "/api/tasks",
+            f"/api/accounts/{account_id}",
+            "/api/integrations",
+            "/api/integrations/zendesk",
+        ):
+            then = client.get(api, params={"as_of": moment}).json()
+            now = client.get(api).json()
+            assert set(then) == set(now), api
+
+
+def _band_then(engine, account_id, at):  # type: ignore[no-untyped-def]
+    """The newest score_history band at or before ``at`` (None before the first)."""
+    h = ScoreHistory.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(h.c.as_of, h.c.band).where(h.c.account_id == account_id).order_by(h.c.as_of)
+        ).all()
+    band = None
+    for row in rows:
+        if as_utc(row.as_of) <= at:
+            band = row.band
+    return band
+
+
+def test_tasks_of_a_moment_show_the_band_of_that_moment_in_the_cli_and_the_web(
+    cli, story, serve_web
+):  # type: ignore[no-untyped-def]
+    """`signals tasks --as-of T` and `/api/tasks?as_of=T` give each task's account the
+    band it had at T (score_history), also for an account whose band changed after T."""
+    engine, task_id, created, claimed, finished = story
+    with engine.connect() as conn:
+        current = dict(conn.execute(select(AccountScore.account_id, AccountScore.band)).all())
+    url = serve_web(load_config(None))
+    changed = 0
+    with httpx.Client(base_url=url, timeout=30, follow_redirects=False) as client:
+        client.post("/login", data={"email": "dana@example.com", "password": PASSWORD})
+        for d in range(2, world.DAYS, 6):
+            at = day_end(world.START + timedelta(days=d)) - timedelta(hours=1)
+            when = at.isoformat()
+            listed = json.loads(cli("tasks", "--as-of", when, "--json").stdout)["tasks"]
+            web = {
+                t["id"]: t["account_band"]
+                for status in ("open", "claimed", "snoozed", "done")
+                for o in client.get("/api/tasks", params={"as_of": when, "status": status}).json()[
+                    "owners"
+                ]
+                for g in o["statuses"]
+                for t in g["tasks"]
+            }
+            for t in listed:
+                expected = _band_then(engine, t["account_id"], at)
+                assert t["account_band"] == expected, (when, t["account_id"])
+                assert web[t["id"]] == expected, (when, t["account_id"])
+                changed += expected != current[t["account_id"]]
+    assert changed, "the story has no task of an account whose band changed after T"

@@ -23,7 +23,9 @@ def register(router: APIRouter, site: Site) -> None:
     @router.get("/api/integrations", include_in_schema=False)
     def overview(request: Request) -> Response:
         site.signed_in(request)
-        view = integrations_overview(site.engine, site.config, as_of=site.clock(), retention=True)
+        view = integrations_overview(
+            site.engine, site.config, as_of=site.as_of(request), retention=True
+        )
         return site.page(
             request, view, "integrations.html", title="Integrations", nav="integrations"
         )
@@ -32,12 +34,11 @@ def register(router: APIRouter, site: Site) -> None:
     @router.get("/api/integrations/{key}", include_in_schema=False)
     def one(request: Request, key: str, cohort: str = "month") -> Response:
         site.signed_in(request)
+        as_of = site.as_of(request)
         try:
-            view = integration_page(
-                site.engine, site.config, key, as_of=site.clock(), cohort=cohort
-            )
+            view = integration_page(site.engine, site.config, key, as_of=as_of, cohort=cohort)
         except UnknownIntegration as exc:
-            known = integrations_overview(site.engine, site.config, as_of=site.clock())
+            known = integrations_overview(site.engine, site.config, as_of=as_of)
             raise NotFound(
                 str(exc),
                 known_integrations=[
