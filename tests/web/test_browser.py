@@ -5,10 +5,11 @@ real `signals serve` process on the test database (SQLite or PostgreSQL).
 A CS lead signs in, opens the portfolio, filters it to at-risk, opens Acme, claims a
 task (the store and the Slack message follow), and watches Acme's score change on the
 open page, without a reload, when ingest brings new events. Hostile account names show
-as text and never run.
+as text and never run. A page of a past moment keeps its links in that moment and
+offers no action.
 
-``SIGNALS_SCREENSHOTS=1`` also saves the portfolio and the account page to ``docs/``
-(the README shows them); CI leaves the tree as it is.
+``SIGNALS_SCREENSHOTS=1`` also saves the portfolio, the account page and the account
+page of a past moment to ``docs/`` (the README shows them); CI leaves the tree as it is.
 """
 
 from __future__ import annotations
@@ -393,4 +394,39 @@ def test_an_account_named_like_a_script_shows_as_text_and_runs_nothing(
     )
     assert_no_dialog(driver)
     assert link.text == HOSTILE
+    assert console_errors(driver) == []
+
+
+def test_a_csm_looks_at_a_past_moment_stays_in_it_and_cannot_act_on_it(
+    dashboard: Dashboard, chrome: WebDriver
+) -> None:
+    """The task queue as of a moment: its links (here to Acme) keep the moment, the
+    pages say which moment and offer no Claim / Done / Snooze, and "back to now" returns
+    to the present, where the actions are."""
+    driver = chrome
+    moment = _z(dashboard.now)  # when Acme's tasks were opened
+    sign_in(driver, dashboard.url, f"/tasks?as_of={moment}")
+    WebDriverWait(driver, WAIT).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, ".as-of-banner"))
+    )
+    assert driver.find_elements(By.CSS_SELECTOR, ".past-note")
+    assert not driver.find_elements(By.CSS_SELECTOR, "form[action^='/tasks/']")
+
+    driver.find_element(By.CSS_SELECTOR, ".task-meta a[href^='/accounts/acme?']").click()
+    WebDriverWait(driver, WAIT).until(ec.url_contains("/accounts/acme?"))
+    assert "as_of=" in driver.current_url
+    assert driver.find_element(By.TAG_NAME, "h1").text == "Acme Corp"
+    assert driver.find_elements(By.CSS_SELECTOR, ".as-of-banner")
+    notes = driver.find_elements(By.CSS_SELECTOR, ".past-note")
+    assert notes and "back to now" in notes[0].text
+    assert not driver.find_elements(By.CSS_SELECTOR, "form[action^='/tasks/']")
+    for link in driver.find_elements(By.CSS_SELECTOR, "main a[href^='/']"):
+        if link.text.strip().lower() != "back to now":
+            assert "as_of=" in (link.get_attribute("href") or ""), link.get_attribute("href")
+    screenshot(driver, "past-account.png")
+
+    notes[0].find_element(By.LINK_TEXT, "back to now").click()
+    WebDriverWait(driver, WAIT).until(lambda d: "as_of" not in d.current_url)
+    assert not driver.find_elements(By.CSS_SELECTOR, ".as-of-banner")
+    assert driver.find_elements(By.CSS_SELECTOR, "form[action^='/tasks/']")
     assert console_errors(driver) == []
