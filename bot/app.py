@@ -83,8 +83,11 @@ def build_app(
     else:
         require(settings, "slack_bot_token", "slack_signing_secret")
     signing_secret = settings.slack_signing_secret
+    # The listeners call Slack through this client, not Bolt's per-request copy (a
+    # plain WebClient): its answers are redacted of our secrets as they arrive.
+    slack = slack_client(settings)
     app = App(
-        client=slack_client(settings),
+        client=slack,
         signing_secret=signing_secret.get_secret_value() if signing_secret else None,
         request_verification_enabled=not socket_mode,
         token_verification_enabled=False,  # no network call at start-up
@@ -137,13 +140,11 @@ def build_app(
         )
 
     def task_button(change: Callable[..., Any]) -> Callable[..., None]:
-        def listener(
-            ack: Any, body: dict[str, Any], action: dict[str, Any], client: Any, respond: Any
-        ) -> None:
+        def listener(ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
             ack()
-            after_ack(respond, lambda: click(body, action, client, respond))
+            after_ack(respond, lambda: click(body, action, respond))
 
-        def click(body: dict[str, Any], action: dict[str, Any], client: Any, respond: Any) -> None:
+        def click(body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
             try:
                 task_id = int(str(action.get("value")))
             except ValueError:
@@ -159,7 +160,7 @@ def build_app(
                 change(engine, task_id, by=body["user"]["id"], now=now)
             except TaskRefused as exc:
                 refused = str(exc)
-            _refresh(client, body, task_id, now)
+            _refresh(body, task_id, now)
             if refused:
                 respond(
                     replace_original=False,
@@ -170,7 +171,7 @@ def build_app(
         listener.__name__ = f"task_{change.__name__}"
         return listener
 
-    def _refresh(client: Any, body: dict[str, Any], task_id: int, now: datetime) -> None:
+    def _refresh(body: dict[str, Any], task_id: int, now: datetime) -> None:
         """Show the task as it is now on the message that was clicked (a stale
         message catches up too)."""
         rendered = render_task(engine, task_id, now=now)
@@ -180,7 +181,7 @@ def build_app(
         if rendered is None or not channel or not ts:
             return
         try:
-            client.chat_update(channel=channel, ts=ts, **rendered)
+            slack.chat_update(channel=channel, ts=ts, **rendered)
         except SlackApiError as exc:
             log.warning("chat.update of task %s failed: %s", task_id, exc.response.get("error"))
 

@@ -4,6 +4,7 @@ operational alerts) gets its client here."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from slack_sdk import WebClient
@@ -48,6 +49,31 @@ class RedactingWebClient(WebClient):
         return response
 
 
+class _RedactRecords(logging.Filter):
+    """The SDK's own debug lines print each answer before ``RedactingWebClient`` sees
+    it; this filter, on the client's own logger, redacts them with the same redactor."""
+
+    def __init__(self, redactor: AnswerRedactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = self.redactor(message)
+        if clean is not message:
+            record.msg, record.args = clean, ()
+        return True
+
+
+def _client_logger(redactor: AnswerRedactor) -> logging.Logger:
+    """A logger of this client alone, below the SDK's (same name, same handlers)."""
+    name = "slack_sdk.web.base_client"
+    logger = logging.Logger(name)
+    logger.parent = logging.getLogger(name)
+    logger.addFilter(_RedactRecords(redactor))
+    return logger
+
+
 def slack_client(settings: Settings) -> WebClient:
     """A WebClient for the bot token; ``SLACK_API_URL`` points it elsewhere (tests,
     proxies). 429s are retried after Slack's Retry-After. Its answers are redacted of
@@ -55,8 +81,10 @@ def slack_client(settings: Settings) -> WebClient:
     require(settings, "slack_bot_token")
     assert settings.slack_bot_token is not None
     base_url = settings.slack_api_url or DEFAULT_API_URL
+    redactor = settings.answer_redactor()
     client = RedactingWebClient(
-        redactor=settings.answer_redactor(),
+        redactor=redactor,
+        logger=_client_logger(redactor),
         token=settings.slack_bot_token.get_secret_value(),
         base_url=base_url if base_url.endswith("/") else base_url + "/",
         timeout=10,
