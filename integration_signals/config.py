@@ -666,9 +666,15 @@ class AnswerRedactor:
     def __init__(self, secrets: list[str]) -> None:
         from urllib.parse import quote
 
+        self.secrets = list(secrets)
         forms = {f for v in secrets if len(v) >= 4 for f in (v, quote(v, safe=""))}
         self.forms = sorted(forms, key=len, reverse=True)
         self._encoded = [f.encode() for f in self.forms]
+
+    def adding(self, *secrets: str) -> AnswerRedactor:
+        """This redactor plus credentials a client obtained itself (a session id from
+        a login), which no setting holds."""
+        return AnswerRedactor([*self.secrets, *secrets])
 
     def __bool__(self) -> bool:
         return bool(self.forms)

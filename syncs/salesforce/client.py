@@ -208,6 +208,7 @@ class SalesforceClient:
             raise FatalSyncError(
                 f"Salesforce login did not answer ({type(exc).__name__})", destination=DEST
             ) from None
+        self.redact = self.redact.adding(session_id)  # a live credential too
         return Salesforce(
             instance=instance, session_id=session_id, version=self.version, session=self.session
         )

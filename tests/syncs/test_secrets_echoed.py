@@ -65,8 +65,9 @@ def test_an_echoing_salesforce_leaks_no_secret_anywhere(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Per record (a refused Account, a refused Task), per run (describe refused), and
-    a re-login whose fault echoes the SOAP request with the password in it."""
+    """Per record (a refused Account, a refused Task), per run (describe refused), a
+    re-login whose fault echoes the SOAP request with the password in it, and a session
+    id obtained by logging in (no setting holds it) echoed by the next error."""
     salesforce.echo_headers = True
     config = tmp_path / "tasks.toml"
     config.write_text(
@@ -124,10 +125,33 @@ def test_an_echoing_salesforce_leaks_no_secret_anywhere(
     salesforce.expire_sessions()  # the session is gone and the password is wrong
     relogin = cli("sync", "salesforce", "--json", env=env)
     assert relogin.exit_code == 1 and salesforce.logins == 0
+
+    # The password is right: a new session, which the next error echoes in turn.
+    salesforce.password = secrets["SALESFORCE_PASSWORD"]
+    salesforce.faults.append(
+        SalesforceFault(
+            "PATCH",
+            r"composite/sobjects",
+            status=400,
+            body=[{"errorCode": "INVALID_INPUT", "message": "refused"}],
+            times=50,
+        )
+    )
+    new_session = cli("sync", "salesforce", "--json", env=env)
+    assert new_session.exit_code == 1 and salesforce.logins == 1
+    assert "request headers" in new_session.stdout
+    values += [t for t in salesforce.tokens if t != SF_TOKEN]  # the login's session id
     history = cli("sync", "history", "--json", env=env)
 
     assert_results_clean(
-        {"sync": synced, "refused": refused, "relogin": relogin, "history": history}, values
+        {
+            "sync": synced,
+            "refused": refused,
+            "relogin": relogin,
+            "new session": new_session,
+            "history": history,
+        },
+        values,
     )
     assert_clean("logs", "\n".join(r.getMessage() for r in caplog.records), values)
     assert_clean("the database", db_text(engine), values)
