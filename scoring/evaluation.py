@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Connection, Engine
 
 from integration_signals.config import Config
@@ -103,6 +103,9 @@ def evaluate(
         clock = time.perf_counter()
         facts, scope = planned["facts"]
         signals = apply_rules(conn, config, facts, as_of=as_of, ids=scope, guard=guard)
+        if ids is None and scope is not None:  # the others are unchanged since
+            a = Account.__table__
+            signals.accounts = conn.execute(select(func.count()).select_from(a)).scalar_one()
         if ids is None:
             mark_signals_run(conn, scored)
         scored.timings["signals_write_seconds"] = time.perf_counter() - clock

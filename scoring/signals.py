@@ -39,7 +39,8 @@ class SignalsReport:
     """What one evaluation did."""
 
     as_of: datetime
-    accounts: int = 0
+    accounts: int = 0  # accounts the evaluation covers (evaluated, or unchanged since)
+    evaluated: int = 0  # accounts whose rules were evaluated (read) in this run
     feed_stale: bool = False
     last_event_at: datetime | None = None
     fired: list[dict[str, Any]] = field(default_factory=list)
@@ -56,6 +57,7 @@ class SignalsReport:
         return {
             "as_of": self.as_of,
             "accounts": self.accounts,
+            "evaluated": self.evaluated,
             "feed_stale": self.feed_stale,
             "last_event_at": self.last_event_at,
             "fired": self.fired,
@@ -144,7 +146,7 @@ def apply_rules(
     caller read it already (in the same transaction)."""
     cfg = config.signals
     report = SignalsReport(as_of=as_of)
-    report.accounts = len(facts)
+    report.accounts = report.evaluated = len(facts)
     if guard is None:
         guard = guard_state(conn, cfg, as_of=as_of, seen=feed_seen)
     report.feed_stale = _guard(conn, cfg, guard, as_of=as_of, report=report)

@@ -162,7 +162,7 @@ def test_an_incremental_evaluation_equals_a_full_one_at_the_same_clock(
             for name, eng in (("incremental", engine), ("full", other)):
                 w = build(eng)
                 first = evaluate(eng, CONFIG, as_of=T0)
-                assert first.scoring.everyone and first.signals.accounts == 9
+                assert first.scoring.everyone and first.signals.evaluated == 9
                 after_t0(w, t1 - timedelta(minutes=10))
                 runs[name] = (
                     evaluate(eng, CONFIG, as_of=t1, full=name == "full"),
@@ -177,8 +177,9 @@ def test_an_incremental_evaluation_equals_a_full_one_at_the_same_clock(
     # accounts whose thresholds the clock crossed (none before 06:00).
     assert sorted(inc.scoring.rescored) == ["breaker", "fixer", "zz-heartbeat"]
     clocked = 4 if t1 > SIX else 0
-    assert inc.signals.accounts == 3 + clocked
-    assert full.signals.accounts == 9
+    assert inc.signals.evaluated == 3 + clocked
+    assert inc.signals.accounts == 9  # the others are covered: unchanged since T0
+    assert full.signals.evaluated == 9
     # Not vacuous: the clock and the new data both changed episodes.
     assert ("breaker", "health_degradation") in inc_open
     assert ("fixer", "health_degradation") not in inc_open
@@ -225,11 +226,11 @@ def test_after_a_run_that_scored_without_signals_the_next_evaluation_covers_ever
     score_accounts(engine, CONFIG, as_of=T0 + timedelta(hours=1))
     done = evaluate(engine, CONFIG, as_of=T0 + timedelta(hours=2))
     assert done.scoring.rescored == []
-    assert done.signals.accounts == 9
+    assert done.signals.evaluated == 9
     assert ("breaker", "health_degradation") in _open(snapshot(engine))
     # ... and the one after it may skip them again.
     again = evaluate(engine, CONFIG, as_of=T0 + timedelta(hours=3))
-    assert again.signals.accounts == 0
+    assert again.signals.evaluated == 0
 
 
 def test_while_the_feed_is_stale_and_when_it_recovers_every_account_is_evaluated(
@@ -239,12 +240,12 @@ def test_while_the_feed_is_stale_and_when_it_recovers_every_account_is_evaluated
     evaluate(engine, CONFIG, as_of=T0)
     quiet = T0 + timedelta(hours=7)  # 7 hours without events: the guard opens
     stale = evaluate(engine, CONFIG, as_of=quiet)
-    assert stale.signals.feed_stale and stale.signals.accounts == 9
+    assert stale.signals.feed_stale and stale.signals.evaluated == 9
     w.heartbeat(quiet + timedelta(minutes=30))
     back = evaluate(engine, CONFIG, as_of=quiet + timedelta(minutes=40))
-    assert not back.signals.feed_stale and back.signals.accounts == 9
+    assert not back.signals.feed_stale and back.signals.evaluated == 9
     calm = evaluate(engine, CONFIG, as_of=quiet + timedelta(minutes=50))
-    assert calm.signals.accounts == 0
+    assert calm.signals.evaluated == 0
 
 
 def test_a_run_is_written_whole_or_not_at_all(engine: Engine):
