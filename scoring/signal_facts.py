@@ -179,7 +179,7 @@ def facts_from_scored(
     if not scored:
         return []
     ordered = sorted(scored)
-    connections, api_30 = _connections(conn, scored, as_of=as_of, config=config)
+    by_account = _connections(conn, scored, as_of=as_of, config=config)
     # The whole days averaged lie inside scoring's 30-day window: an account whose
     # 30-day total spread over the average window stays below the threshold cannot
     # reach it, so only the others need their daily series.
@@ -187,30 +187,38 @@ def facts_from_scored(
     gate = rule.average_days <= 29  # the days averaged, D-n..D-1, lie inside D-29..D
     limits = {}
     for aid in ordered:
-        limit = scored[aid].api_limit_daily
-        if limit and (not gate or api_30.get(aid, 0) / rule.average_days >= rule.threshold * limit):
+        acct = scored[aid]
+        limit = acct.api_limit_daily
+        if not limit:
+            continue
+        api_30 = sum(c.api_calls_30 for c in acct.connections)
+        if not gate or api_30 / rule.average_days >= rule.threshold * limit:
             limits[aid] = limit
-    by_account: dict[str, list[ConnectionFacts]] = defaultdict(list)
-    for cf in connections:
-        by_account[cf.account_id].append(cf)
     api = _api_trends(conn, by_account, limits, as_of=as_of, config=config)
 
     min_active = sc.integration_activated.min_active
     facts = []
     for aid in ordered:
         acct = scored[aid]
-        conns = tuple(by_account.get(aid, ()))
+        conns = by_account.get(aid, ())
         created_at = acct.created_at
         tenure = (as_of - created_at).days if created_at is not None else None
         first_by_integration: dict[str, datetime] = {}
+        first_sync = None
         for cf in conns:
-            if cf.active and cf.activated_at is not None:
+            at = cf.activated_at
+            if at is None:
+                continue
+            if first_sync is None or at < first_sync:
+                first_sync = at
+            if cf.active:
                 prev = first_by_integration.get(cf.integration)
-                if prev is None or cf.activated_at < prev:
-                    first_by_integration[cf.integration] = cf.activated_at
-        ordered_active = sorted(first_by_integration.items(), key=lambda kv: (kv[1], kv[0]))
-        nth = ordered_active[min_active - 1] if len(ordered_active) >= min_active else None
-        activations = [cf.activated_at for cf in conns if cf.activated_at is not None]
+                if prev is None or at < prev:
+                    first_by_integration[cf.integration] = at
+        nth = None
+        if len(first_by_integration) >= min_active:
+            ordered_active = sorted(first_by_integration.items(), key=lambda kv: (kv[1], kv[0]))
+            nth = ordered_active[min_active - 1]
         limit = acct.api_limit_daily
         band, stage = ratings.get(aid, (None, None))
         facts.append(
@@ -229,7 +237,7 @@ def facts_from_scored(
                 active_integrations=len(first_by_integration),
                 nth_activation_at=nth[1] if nth else None,
                 nth_integration=nth[0] if nth else None,
-                first_sync_at=min(activations) if activations else None,
+                first_sync_at=first_sync,
                 api=api.get(aid) if limit else None,
             )
         )
@@ -242,27 +250,25 @@ def _connections(
     *,
     as_of: datetime,
     config: Config,
-) -> tuple[list[ConnectionFacts], dict[str, int]]:
-    """Scoring's connection facts as of as_of's day (states, 7-day sums, lifecycle
-    replayed to that day), plus the last day with any usage, which the rules add; and
-    each account's API calls over the last 30 days (scoring's sums)."""
+) -> dict[str, tuple[ConnectionFacts, ...]]:
+    """Each account's connections as the rules see them: scoring's connection facts as
+    of as_of's day (states, 7-day sums, lifecycle replayed to that day), plus the last
+    day with any usage, which the rules add."""
     today = as_of.date()
-    everyone = [c for a in scored.values() for c in a.connections]
     # A day with a sync attempt is a day with usage; only a connection whose last
     # attempt is at least idle_days old can be abandoned, and only for those does a
     # later day with API calls alone matter: ask the rollups about them alone.
     idle_floor = config.signals.abandonment.idle_days
-    last_usage: dict[str, date | None] = {}
     candidates: list[str] = []
-    for c in everyone:
-        lsd, lfd = c.last_success_day, c.last_failure_day
-        last = lfd if lsd is None else lsd if lfd is None or lsd >= lfd else lfd
-        last_usage[c.connection_id] = last
-        if c.activated_at is None or c.state == "uninstalled":
-            continue
-        if last is not None and (today - last).days < idle_floor:
-            continue
-        candidates.append(c.connection_id)
+    for a in scored.values():
+        for c in a.connections:
+            if c.activated_at is None or c.state == "uninstalled":
+                continue
+            lsd, lfd = c.last_success_day, c.last_failure_day
+            last = lfd if lsd is None else lsd if lfd is None or lsd >= lfd else lfd
+            if last is None or (today - last).days >= idle_floor:
+                candidates.append(c.connection_id)
+    last_usage: dict[str, date | None] = {}
     u = DailyUsage.__table__
     used = (u.c.successes + u.c.failures + u.c.api_calls) > 0
     usage_q = (
@@ -273,39 +279,46 @@ def _connections(
     for part in chunked(candidates, _CHUNK):
         for r in conn.execute(usage_q.where(u.c.connection_id.in_(part))):
             last_usage[r[0]] = _as_date(r[1])
+    asked = set(candidates)
 
-    out = []
-    api_30: dict[str, int] = defaultdict(int)
-    for c in everyone:
-        api_30[c.account_id] += c.api_calls_30
-        state = c.state
-        uninstalled = state == "uninstalled"
-        expired, restored = c.auth_expired_at, c.auth_restored_at
-        broken_auth = (
-            expired is not None and not uninstalled and (restored is None or restored < expired)
-        )
-        last_used = last_usage.get(c.connection_id)
-        info = c.integration
-        out.append(
-            ConnectionFacts(
-                c.connection_id,
-                c.account_id,
-                info.key,
-                info.name,
-                info.window_days,
-                c.activated_at,
-                uninstalled,
-                state == "active",
-                state,
-                c.successes_7,
-                c.failures_7,
-                c.last_success_day,
-                last_used,
-                (today - last_used).days if last_used else None,
-                expired if broken_auth else None,
+    out: dict[str, tuple[ConnectionFacts, ...]] = {}
+    for aid, a in scored.items():
+        conns = []
+        for c in a.connections:
+            cid = c.connection_id
+            lsd, lfd = c.last_success_day, c.last_failure_day
+            last_used = lfd if lsd is None else lsd if lfd is None or lsd >= lfd else lfd
+            if cid in asked:
+                last_used = last_usage.get(cid, last_used)
+            state = c.state
+            uninstalled = state == "uninstalled"
+            expired = c.auth_expired_at
+            if expired is not None:
+                restored = c.auth_restored_at
+                if uninstalled or (restored is not None and restored >= expired):
+                    expired = None
+            info = c.integration
+            conns.append(
+                ConnectionFacts(
+                    cid,
+                    c.account_id,
+                    info.key,
+                    info.name,
+                    info.window_days,
+                    c.activated_at,
+                    uninstalled,
+                    state == "active",
+                    state,
+                    c.successes_7,
+                    c.failures_7,
+                    lsd,
+                    last_used,
+                    (today - last_used).days if last_used else None,
+                    expired,
+                )
             )
-        )
-    return out, dict(api_30)
+        out[aid] = tuple(conns)
+    return out
 
 
 def _api_trends(
