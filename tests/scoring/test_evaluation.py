@@ -149,6 +149,7 @@ def _open(snap: dict[str, Any]) -> set[tuple[str, str]]:
     "t1",
     [
         pytest.param(at(D, 13.0), id="after-06:00"),
+        pytest.param(SIX, id="at-06:00"),
         pytest.param(at(D, 5.0), id="before-06:00"),
     ],
 )
@@ -176,7 +177,7 @@ def test_an_incremental_evaluation_equals_a_full_one_at_the_same_clock(
     # Only what changed was read: the accounts with new data, the heartbeat's and the
     # accounts whose thresholds the clock crossed (none before 06:00).
     assert sorted(inc.scoring.rescored) == ["breaker", "fixer", "zz-heartbeat"]
-    clocked = 4 if t1 > SIX else 0
+    clocked = 4 if t1 >= SIX else 0
     assert inc.signals.evaluated == 3 + clocked
     assert inc.signals.accounts == 9  # the others are covered: unchanged since T0
     assert full.signals.evaluated == 9
@@ -189,7 +190,7 @@ def test_an_incremental_evaluation_equals_a_full_one_at_the_same_clock(
         ("ramp", "onboarding_low_activation"),
     }
     gone = {("graduate", "onboarding_low_activation"), ("expander", "integration_activated")}
-    if t1 > SIX:
+    if t1 >= SIX:
         assert flipped <= inc_open and not gone & inc_open
     else:
         assert not flipped & inc_open and gone <= inc_open
