@@ -47,7 +47,7 @@ from integration_signals.scoring.signals import (
     apply_rules,
     guard_state,
 )
-from integration_signals.store.models import Account, KeyValue
+from integration_signals.store.models import Account, KeyValue, Signal
 from integration_signals.store.models import Connection as ConnectionRow
 from integration_signals.store.sql import as_utc, upsert, utcnow
 
@@ -197,14 +197,19 @@ def time_driven_accounts(
 ) -> set[str]:
     """Accounts for which a rule that reads the moment (not only the day) can have a
     different outcome at ``until`` than at ``since`` with the same data: days since
-    ``created_at`` crossing an onboarding threshold, or days since a connection's
-    activation crossing the expansion window (a superset: any connection's)."""
-    lo, hi = sorted((as_utc(since) or until, as_utc(until) or until))
+    ``created_at`` crossing an onboarding threshold, or days since the n-th
+    activation crossing the expansion window.
+
+    The expansion episode only ends as the clock moves forward (the days since an
+    activation only grow): forward, the accounts with an open ``integration_activated``
+    episode are the candidates (a handful, not every connection); backward, any
+    connection whose ``activated_at`` + the window lies between the two moments."""
+    since_utc, until_utc = as_utc(since) or until, as_utc(until) or until
+    lo, hi = sorted((since_utc, until_utc))
     if lo == hi:
         return set()
     sc = config.signals
     a = Account.__table__
-    c = ConnectionRow.__table__
 
     def crossing(column: Any, days: int) -> Any:
         # (now - t).days >= days flips between lo and hi iff lo < t + days <= hi
@@ -219,10 +224,14 @@ def time_driven_accounts(
             select(a.c.account_id).where(or_(*(crossing(a.c.created_at, t) for t in thresholds)))
         ).scalars()
     )
-    window = sc.integration_activated.window_days
-    found.update(
-        conn.execute(
-            select(c.c.account_id).where(crossing(c.c.activated_at, window)).distinct()
-        ).scalars()
-    )
+    if until_utc > since_utc:
+        s = Signal.__table__
+        expansion = select(s.c.account_id).where(
+            s.c.status == "open", s.c.kind == "integration_activated"
+        )
+    else:
+        c = ConnectionRow.__table__
+        window = sc.integration_activated.window_days
+        expansion = select(c.c.account_id).where(crossing(c.c.activated_at, window))
+    found.update(conn.execute(expansion.distinct()).scalars())
     return found

@@ -175,9 +175,10 @@ def test_an_incremental_evaluation_equals_a_full_one_at_the_same_clock(
     (inc, inc_snap, inc_open), (full, full_snap, _) = runs["incremental"], runs["full"]
     assert inc_snap == full_snap
     # Only what changed was read: the accounts with new data, the heartbeat's and the
-    # accounts whose thresholds the clock crossed (none before 06:00).
+    # accounts whose thresholds the clock crossed (none before 06:00) or whose open
+    # expansion episode it may end (expander).
     assert sorted(inc.scoring.rescored) == ["breaker", "fixer", "zz-heartbeat"]
-    clocked = 4 if t1 >= SIX else 0
+    clocked = 4 if t1 >= SIX else 1
     assert inc.signals.evaluated == 3 + clocked
     assert inc.signals.accounts == 9  # the others are covered: unchanged since T0
     assert full.signals.evaluated == 9
@@ -200,15 +201,19 @@ def test_the_clock_driven_accounts_are_those_whose_thresholds_lie_between_two_ru
     engine: Engine,
 ):
     build(engine)
+    evaluate(engine, CONFIG, as_of=T0)  # expander's expansion episode opens
     with engine.connect() as conn:
-        assert time_driven_accounts(conn, CONFIG, T0, at(D, 5.0)) == set()
+        # forward: onboarding thresholds crossed, and the open expansion episodes
+        assert time_driven_accounts(conn, CONFIG, T0, at(D, 5.0)) == {"expander"}
         assert time_driven_accounts(conn, CONFIG, T0, at(D, 7.0)) == {
             "newbie",
             "ramp",
             "graduate",
             "expander",
         }
-        # either order: a run at an earlier moment of the same day
+        # backward (a run at an earlier moment of the same day): activations whose
+        # window ends in between
+        assert time_driven_accounts(conn, CONFIG, at(D, 5.0), T0) == set()
         assert time_driven_accounts(conn, CONFIG, at(D, 7.0), T0) == {
             "newbie",
             "ramp",
@@ -229,9 +234,10 @@ def test_after_a_run_that_scored_without_signals_the_next_evaluation_covers_ever
     assert done.scoring.rescored == []
     assert done.signals.evaluated == 9
     assert ("breaker", "health_degradation") in _open(snapshot(engine))
-    # ... and the one after it may skip them again.
+    # ... and the one after it may skip them again (all but expander, whose open
+    # expansion episode the clock may end).
     again = evaluate(engine, CONFIG, as_of=T0 + timedelta(hours=3))
-    assert again.signals.evaluated == 0
+    assert again.signals.evaluated == 1
 
 
 def test_while_the_feed_is_stale_and_when_it_recovers_every_account_is_evaluated(
