@@ -3,12 +3,13 @@
 same run on the same database.
 
     python bench/signals.py [--accounts 10000] [--per-account 5] [--days 90] [--runs 3]
-                            [--database FILE] [--no-readme]
+                            [--incremental-runs 5] [--database FILE] [--no-readme]
 
 The store is bench/scoring.py's (10,000 accounts, 50,000 connections, 90 days of
 daily rollups: 4.5M rows), with every 33rd account's API limit lowered so that
 some accounts sit near it (the API rule reads their daily series), and a fresh feed
-marker (the feed_stale guard closed). Measures, medians of ``--runs``:
+marker (the feed_stale guard closed). Measures, medians of ``--runs`` (full) and
+``--incremental-runs``:
 - scoring alone (`score_accounts`, full) and score + signals (`evaluate`, full),
   alternated, in the steady state (after a first evaluation opened the episodes);
 - an incremental `evaluate` after 1% of the accounts got new data, against scoring
@@ -78,6 +79,7 @@ def main() -> None:
     parser.add_argument("--per-account", type=int, default=5)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--incremental-runs", type=int, default=5)
     parser.add_argument(
         "--database", default=None, help="reuse this SQLite file (generated when empty)"
     )
@@ -117,8 +119,8 @@ def main() -> None:
         rng = random.Random(9)
         ids_all = [f"acct-{i:05d}" for i in range(args.accounts)]
         k = max(1, args.accounts // 100)
-        nothing, inc, inc_scoring, inc_accounts = [], [], [], []
-        for i in range(args.runs):
+        nothing, inc, inc_scoring, inc_accounts, inc_signals = [], [], [], [], []
+        for i in range(args.incremental_runs):
             t, done = timed(lambda: evaluate(engine, config, as_of=next(clock)))
             assert done.scoring.rescored == [] and done.signals.evaluated == 0, (
                 len(done.scoring.rescored),
@@ -131,6 +133,8 @@ def main() -> None:
             assert sorted(done.scoring.rescored) == sorted(ids), len(done.scoring.rescored)
             inc.append(t)
             inc_accounts.append(done.signals.evaluated)
+            marks = done.scoring.timings
+            inc_signals.append(marks["signal_facts_seconds"] + marks["signals_write_seconds"])
             ids = rng.sample(ids_all, k)
             change_accounts(engine, ids, datetime.now(UTC))
             t_s, scored = timed(lambda: score_accounts(engine, config, as_of=next(clock)))
@@ -140,7 +144,8 @@ def main() -> None:
             evaluate(engine, config, as_of=next(clock), full=True)
             print(
                 f"incremental {i + 1}: nothing changed {nothing[-1]:.3f} s; 1% changed:"
-                f" score + signals {inc[-1]:.3f} s ({inc_accounts[-1]} accounts evaluated),"
+                f" score + signals {inc[-1]:.3f} s ({inc_accounts[-1]} accounts evaluated,"
+                f" signals {inc_signals[-1]:.3f} s),"
                 f" scoring alone {t_s:.3f} s",
                 flush=True,
             )
@@ -161,13 +166,16 @@ def main() -> None:
     ratio = full_e / full_s
     mid = phases[passes.index(full_e)] if full_e in passes else phases[0]
     signals_part = mid.get("signal_facts_seconds", 0.0) + mid.get("signals_write_seconds", 0.0)
-    inc_e, inc_s, inc_0 = (statistics.median(x) for x in (inc, inc_scoring, nothing))
+    inc_e, inc_s, inc_0, inc_sig = (
+        statistics.median(x) for x in (inc, inc_scoring, nothing, inc_signals)
+    )
     dialect = "SQLite"
     runs = ", ".join
     body = (
         f"`python bench/signals.py` ({dialect}; {args.accounts:,} accounts, {n_conns:,}"
         f" connections, {rows:,} daily rollup rows over {args.days} days; every 33rd account"
-        f" near its API limit; medians of {args.runs} runs; open episodes:"
+        f" near its API limit; medians of {args.runs} full and {args.incremental_runs}"
+        " incremental runs; open episodes:"
         f" {sum(kinds.values()):,} — {', '.join(f'{k} {v:,}' for k, v in sorted(kinds.items()))})"
         "\n\n| what | median | runs | target |\n| --- | --- | --- | --- |\n"
         f"| scoring alone, every account (`score_accounts --full`) | {full_s:.2f} s |"
@@ -180,6 +188,8 @@ def main() -> None:
         " | | |\n"
         f"| incremental score + signals, 1% of accounts changed ({k}) | {inc_e:.3f} s |"
         f" {runs(f'{t:.3f}' for t in inc)} | proportional to changes |\n"
+        f"| of which the signals (facts, rules, writes) | {inc_sig:.3f} s |"
+        f" {runs(f'{t:.3f}' for t in inc_signals)} | |\n"
         f"| incremental scoring alone, 1% changed | {inc_s:.3f} s |"
         f" {runs(f'{t:.3f}' for t in inc_scoring)} | |\n"
         f"| incremental score + signals, nothing changed | {inc_0:.3f} s |"
@@ -190,7 +200,8 @@ def main() -> None:
         f" incremental run after 1% of the accounts changed evaluates the signals of"
         f" {statistics.median(inc_accounts):.0f} accounts (those it rescored, plus those"
         f" the clock moved past a threshold) and costs {inc_e / full_e * 100:.1f}% of a full"
-        f" pass, {inc_e / inc_s:.2f}x scoring alone on the same change; before the one pass"
+        f" pass, {inc_e / inc_s:.2f}x scoring alone on the same change (its signals half:"
+        f" {inc_sig:.2f} s); before the one pass"
         f" it re-read every account's facts ({t_reload:.1f} s).\n\n"
         f"Measured on {platform.machine()}, Python {platform.python_version()}; load average"
         f" {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min) at the end of the run"
