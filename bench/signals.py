@@ -194,9 +194,14 @@ def main() -> None:
         statistics.median(x) for x in (inc, inc_scoring, nothing, inc_signals)
     )
     dialect = "SQLite"
-    command = "python bench/signals.py" + (
-        " --database FILE (a store this generator filled earlier)" if args.database else ""
+    defaults = {"accounts": 10_000, "per_account": 5, "days": 90, "runs": 3, "incremental_runs": 5}
+    command = "python bench/signals.py" + "".join(
+        f" --{name.replace('_', '-')} {getattr(args, name)}"
+        for name, value in defaults.items()
+        if getattr(args, name) != value
     )
+    if args.database:
+        command += " --database FILE (a store this generator filled earlier)"
     runs = ", ".join
     body = (
         f"`{command}`"
