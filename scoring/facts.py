@@ -116,6 +116,9 @@ class AccountFacts:
     created_at: datetime | None
     as_of: date
     connections: list[ConnectionFacts] = field(default_factory=list)
+    # Not scored: read in the same pass for the signal rules' task owners.
+    csm: str | None = None
+    owner: str | None = None
 
     def tenure_start(self) -> date:
         """Start of tenure: the account's created_at, else its first connection fact."""
@@ -312,7 +315,9 @@ def load_facts_conn(
     ids = None if account_ids is None else sorted(set(account_ids))
     account_rows, conn_rows = _read_rows(conn, ids)
     accounts = {
-        r[0]: AccountFacts(r[0], r[1], r[2], r[3], r[4], r[5], as_utc(r[6]), as_of)
+        r[0]: AccountFacts(
+            r[0], r[1], r[2], r[3], r[4], r[5], _dt(r[6]), as_of, [], r[7] or None, r[8] or None
+        )
         for r in account_rows
     }
     cutoff = cutoff_of(as_of)
@@ -342,7 +347,9 @@ def _read_rows(conn: DBConnection, ids: list[str] | None) -> tuple[list[Any], li
         a.c.plan,
         a.c.mrr,
         a.c.api_limit_daily,
-        a.c.created_at,
+        type_coerce(a.c.created_at, String),
+        a.c.csm,
+        a.c.owner,
     )
     # Raw text for timestamps and JSON, parsed below: several times faster than the
     # column types' result processing over 50,000 rows.

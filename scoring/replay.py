@@ -43,9 +43,8 @@ from sqlalchemy.engine import Connection
 
 from integration_signals.config import Config
 from integration_signals.scoring import tasks as task_ops
+from integration_signals.scoring.evaluation import SIGNALS_RUN_KEY, evaluate
 from integration_signals.scoring.facts import _UNKNOWN, LIFECYCLE_TYPES, _dt, cutoff_of
-from integration_signals.scoring.run import score_accounts
-from integration_signals.scoring.signals import evaluate_signals
 from integration_signals.store.feed import FEED_KEY, last_event_seen
 from integration_signals.store.models import (
     AccountScore,
@@ -279,6 +278,8 @@ def rewind(engine: Engine, start: datetime) -> dict[str, int]:
         counts["history_deleted"] = conn.execute(delete(h).where(h.c.as_of >= start)).rowcount
         conn.execute(delete(r).where(r.c.as_of >= start))
         conn.execute(delete(sc))
+        kv = KeyValue.__table__
+        conn.execute(delete(kv).where(kv.c.key == SIGNALS_RUN_KEY))
     return counts
 
 
@@ -393,10 +394,9 @@ def replay(
     for day in steps(start, end, step_days):
         as_of = day_end(day)
         lifecycle.advance(day)
-        scored = score_accounts(engine, config, as_of=as_of, full=True, lifecycle=lifecycle)
-        evaluated = evaluate_signals(
-            engine, config, as_of=as_of, scored_facts=scored.all_facts, feed_seen=feed.seen
-        )
+        evaluated = evaluate(
+            engine, config, as_of=as_of, full=True, lifecycle=lifecycle, feed_seen=feed.seen
+        ).signals
         report.days += 1
         report.episodes_opened += len(evaluated.fired)
         report.episodes_resolved += len(evaluated.resolved)

@@ -17,7 +17,8 @@ from __future__ import annotations
 import gc
 import time as _time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -54,6 +55,12 @@ class ScoringReport:
     # The facts of every account, when this run loaded them all (a full or all-stale
     # run): signal evaluation at the same as_of can reuse them instead of reloading.
     all_facts: dict[str, AccountFacts] | None = None
+    # Whether every account was rescored (a full or all-stale run, not a partial one).
+    everyone: bool = False
+    # The latest earlier run with a watermark (id, watermark, started_at, as_of) that
+    # an incremental run compared against; None for partial runs and the first run.
+    previous: Any = None
+    started_at: datetime | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -75,17 +82,23 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def _stale_accounts(conn: Any, config: Config, day: date) -> list[str]:
-    """Accounts an incremental run must rescore (see the module docstring)."""
-    a = Account.__table__
-    s = AccountScore.__table__
+def _previous_run(conn: Any) -> Any:
+    """The latest run that recorded a data watermark (not a partial one): id,
+    watermark, started_at and as_of; None before the first."""
     r = ScoringRun.__table__
-    prev = conn.execute(
-        select(r.c.watermark, r.c.started_at)
+    return conn.execute(
+        select(r.c.id, r.c.watermark, r.c.started_at, r.c.as_of)
         .where(r.c.watermark.is_not(None))
         .order_by(r.c.id.desc())
         .limit(1)
     ).first()
+
+
+def _stale_accounts(conn: Any, config: Config, day: date, prev: Any = None) -> list[str]:
+    """Accounts an incremental run must rescore (see the module docstring); ``prev``:
+    ``_previous_run``."""
+    a = Account.__table__
+    s = AccountScore.__table__
     lo, hi = day_bounds(day)
     conds = [
         s.c.account_id.is_(None),
@@ -120,92 +133,115 @@ def score_accounts(
     given) as of ``as_of``'s UTC day and write account_scores, score_history,
     connection states and a scoring_runs record. ``lifecycle``: a replay's
     ``LifecycleHistory`` (see ``scoring.facts.load_facts``)."""
-    # Millions of short-lived objects and no cycles: the cyclic GC would only
-    # re-walk them over and over.
+    with no_gc(), engine.begin() as conn:
+        return score_pass(
+            conn,
+            engine,
+            config,
+            as_of=as_of,
+            full=full,
+            account_ids=account_ids,
+            lifecycle=lifecycle,
+        )
+
+
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """Millions of short-lived objects and no cycles: the cyclic GC would only
+    re-walk them over and over."""
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _score_accounts(
-            engine, config, as_of=as_of, full=full, account_ids=account_ids, lifecycle=lifecycle
-        )
+        yield
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _score_accounts(
+def score_pass(
+    conn: Any,
     engine: Engine,
     config: Config,
     *,
     as_of: datetime,
-    full: bool,
-    account_ids: Iterable[str] | None,
+    full: bool = False,
+    account_ids: Iterable[str] | None = None,
     lifecycle: Any = None,
+    before_write: Callable[[ScoringReport, dict[str, AccountFacts]], None] | None = None,
 ) -> ScoringReport:
+    """One scoring run inside the caller's transaction ``conn`` (``engine`` serves the
+    parallel rollup passes of a run over everyone). ``before_write`` sees the report
+    and the facts of the accounts rescored after scoring and before anything is
+    written: ``scoring.evaluation`` reads what the signal rules add to the same facts
+    there, so the write lock is held only while writing."""
     clock = _time.perf_counter()
     as_of = as_utc(as_of) or utcnow()
     day = as_of.date()
     started = utcnow()
     report = ScoringReport(as_of=as_of, full=full)
     partial = account_ids is not None
-    with engine.begin() as conn:
-        a = Account.__table__
-        watermark = conn.execute(select(func.max(a.c.data_changed_at))).scalar_one()
-        watermark = as_utc(watermark) or datetime.min.replace(tzinfo=UTC)
-        if partial:
-            targets: list[str] | None = sorted(set(account_ids or ()))
-        elif full:
+    a = Account.__table__
+    watermark = conn.execute(select(func.max(a.c.data_changed_at))).scalar_one()
+    watermark = as_utc(watermark) or datetime.min.replace(tzinfo=UTC)
+    if partial:
+        targets: list[str] | None = sorted(set(account_ids or ()))
+    elif full:
+        targets = None
+        report.previous = _previous_run(conn)
+    else:
+        report.previous = prev = _previous_run(conn)
+        targets = _stale_accounts(conn, config, day, prev)
+        total = conn.execute(select(func.count()).select_from(a)).scalar_one()
+        if len(targets) >= total:
             targets = None
-        else:
-            targets = _stale_accounts(conn, config, day)
-            total = conn.execute(select(func.count()).select_from(a)).scalar_one()
-            if len(targets) >= total:
-                targets = None
-        report.timings["select"] = _time.perf_counter() - clock
-        if targets is None:
-            facts = load_facts(engine, config, as_of=day, lifecycle=lifecycle)
-            report.all_facts = facts
-        elif targets:
-            facts = load_facts_conn(
-                conn, config, as_of=day, account_ids=targets, lifecycle=lifecycle
-            )
-        else:
-            facts = {}
-        report.timings["read"] = _time.perf_counter() - clock
-        scores = {aid: score(f, config.scoring) for aid, f in facts.items()}
-        report.timings["score"] = _time.perf_counter() - clock
-        report.scores = scores
-        report.rescored = sorted(scores)
-        _write(
-            conn,
-            config,
-            report,
-            facts,
-            scores,
-            as_of=as_of,
-            scored_at=started,
-            everyone=targets is None,
-        )
-        report.timings["write"] = _time.perf_counter() - clock
-        if not report.accounts:
-            report.accounts = conn.execute(
-                select(func.count()).select_from(AccountScore.__table__)
-            ).scalar_one()
-        run = ScoringRun.__table__
-        report.run_id = conn.execute(
-            run.insert()
-            .values(
-                as_of=as_of,
-                started_at=started,
-                finished_at=utcnow(),
-                full=targets is None,
-                rescored=len(report.rescored),
-                changed=len(report.changed),
-                config_version=config.version,
-                watermark=None if partial else watermark,
-            )
-            .returning(run.c.id)
+    report.timings["select"] = _time.perf_counter() - clock
+    if targets is None:
+        facts = load_facts(engine, config, as_of=day, lifecycle=lifecycle)
+        report.all_facts = facts
+    elif targets:
+        facts = load_facts_conn(conn, config, as_of=day, account_ids=targets, lifecycle=lifecycle)
+    else:
+        facts = {}
+    report.timings["read"] = _time.perf_counter() - clock
+    scores = {aid: score(f, config.scoring) for aid, f in facts.items()}
+    report.timings["score"] = _time.perf_counter() - clock
+    report.scores = scores
+    report.rescored = sorted(scores)
+    report.everyone = not partial and targets is None
+    if before_write is not None:
+        before_write(report, facts)
+        report.timings["before_write"] = _time.perf_counter() - clock
+    _write(
+        conn,
+        config,
+        report,
+        facts,
+        scores,
+        as_of=as_of,
+        scored_at=started,
+        everyone=targets is None,
+    )
+    report.timings["write"] = _time.perf_counter() - clock
+    if not report.accounts:
+        report.accounts = conn.execute(
+            select(func.count()).select_from(AccountScore.__table__)
         ).scalar_one()
+    run = ScoringRun.__table__
+    report.run_id = conn.execute(
+        run.insert()
+        .values(
+            as_of=as_of,
+            started_at=started,
+            finished_at=utcnow(),
+            full=targets is None,
+            rescored=len(report.rescored),
+            changed=len(report.changed),
+            config_version=config.version,
+            watermark=None if partial else watermark,
+        )
+        .returning(run.c.id)
+    ).scalar_one()
+    report.started_at = started
     report.full = not partial and targets is None
     report.seconds = _time.perf_counter() - clock
     return report

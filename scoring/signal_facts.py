@@ -22,13 +22,13 @@ from sqlalchemy.engine import Connection as DbConnection
 
 from integration_signals.config import Config
 from integration_signals.scoring.facts import load_facts
-from integration_signals.store.models import Account, AccountScore, DailyUsage
-from integration_signals.store.sql import as_utc, chunked
+from integration_signals.store.models import AccountScore, DailyUsage
+from integration_signals.store.sql import chunked
 
 _CHUNK = 500
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ConnectionFacts:
     """One connection as of the evaluation moment."""
 
@@ -146,102 +146,99 @@ def collect_facts(
     if scored is None:
         scored = load_facts(engine, config, as_of=as_of.date(), account_ids=ids)
     with engine.connect() as conn:
-        return _collect(conn, config, scored, as_of=as_of, ids=ids)
+        ratings = stored_ratings(conn, None if ids is None else list(scored))
+        return facts_from_scored(conn, config, scored, as_of=as_of, ratings=ratings)
 
 
-def _collect(
+def stored_ratings(conn: DbConnection, ids: list[str] | None) -> dict[str, tuple[Any, Any]]:
+    """(band, stage) of every scored account, or of ``ids``, from account_scores."""
+    s = AccountScore.__table__
+    q = select(s.c.account_id, s.c.band, s.c.stage)
+    if ids is None:
+        return {r[0]: (r[1], r[2]) for r in conn.execute(q)}
+    out: dict[str, tuple[Any, Any]] = {}
+    for part in chunked(ids, _CHUNK):
+        out.update((r[0], (r[1], r[2])) for r in conn.execute(q.where(s.c.account_id.in_(part))))
+    return out
+
+
+def facts_from_scored(
     conn: DbConnection,
     config: Config,
-    scored: dict[str, Any],
+    scored: Mapping[str, Any],
     *,
     as_of: datetime,
-    ids: list[str] | None,
+    ratings: Mapping[str, tuple[Any, Any]],
 ) -> list[AccountFacts]:
+    """The rules' facts of the accounts in ``scored`` (scoring's facts as of as_of's
+    day: the account row, states, window sums, lifecycle) plus ``ratings``, each
+    account's (band, stage) when scored. Reads only what scoring's facts do not hold:
+    the last usage day of connections that may be abandoned and the daily API calls
+    of accounts at their limit."""
     sc = config.signals
-    a = Account.__table__
-    s = AccountScore.__table__
-    account_rows: list[Any] = []
-    base = select(
-        a.c.account_id,
-        a.c.name,
-        a.c.csm,
-        a.c.owner,
-        a.c.created_at,
-        a.c.api_limit_daily,
-        s.c.band,
-        s.c.stage,
-    ).select_from(a.outerjoin(s, s.c.account_id == a.c.account_id))
-    if ids is None:
-        account_rows = list(conn.execute(base.order_by(a.c.account_id)))
-    else:
-        for part in chunked(ids, _CHUNK):
-            account_rows.extend(conn.execute(base.where(a.c.account_id.in_(part))))
-        account_rows.sort(key=lambda r: r.account_id)
-    if not account_rows:
+    if not scored:
         return []
-
-    connections, api_30 = _connections(conn, scored, as_of=as_of, config=config)
+    ordered = sorted(scored)
+    by_account = _connections(conn, scored, as_of=as_of, config=config)
     # The whole days averaged lie inside scoring's 30-day window: an account whose
     # 30-day total spread over the average window stays below the threshold cannot
     # reach it, so only the others need their daily series.
     rule = sc.api_limit_proximity
     gate = rule.average_days <= 29  # the days averaged, D-n..D-1, lie inside D-29..D
-    limits = {
-        r.account_id: r.api_limit_daily
-        for r in account_rows
-        if r.api_limit_daily
-        and (
-            not gate
-            or api_30.get(r.account_id, 0) / rule.average_days >= rule.threshold * r.api_limit_daily
-        )
-    }
-    near_set = set(limits)
-    api = _api_trends(
-        conn,
-        [c.connection_id for c in connections if c.account_id in near_set],
-        limits,
-        as_of=as_of,
-        config=config,
-    )
-
-    by_account: dict[str, list[ConnectionFacts]] = defaultdict(list)
-    for cf in connections:
-        by_account[cf.account_id].append(cf)
+    limits = {}
+    for aid in ordered:
+        acct = scored[aid]
+        limit = acct.api_limit_daily
+        if not limit:
+            continue
+        api_30 = sum(c.api_calls_30 for c in acct.connections)
+        if not gate or api_30 / rule.average_days >= rule.threshold * limit:
+            limits[aid] = limit
+    api = _api_trends(conn, by_account, limits, as_of=as_of, config=config)
 
     min_active = sc.integration_activated.min_active
     facts = []
-    for row in account_rows:
-        conns = tuple(by_account.get(row.account_id, ()))
-        created_at = as_utc(row.created_at)
+    for aid in ordered:
+        acct = scored[aid]
+        conns = by_account.get(aid, ())
+        created_at = acct.created_at
         tenure = (as_of - created_at).days if created_at is not None else None
         first_by_integration: dict[str, datetime] = {}
+        first_sync = None
         for cf in conns:
-            if cf.active and cf.activated_at is not None:
+            at = cf.activated_at
+            if at is None:
+                continue
+            if first_sync is None or at < first_sync:
+                first_sync = at
+            if cf.active:
                 prev = first_by_integration.get(cf.integration)
-                if prev is None or cf.activated_at < prev:
-                    first_by_integration[cf.integration] = cf.activated_at
-        ordered = sorted(first_by_integration.items(), key=lambda kv: (kv[1], kv[0]))
-        nth = ordered[min_active - 1] if len(ordered) >= min_active else None
-        activations = [cf.activated_at for cf in conns if cf.activated_at is not None]
-        limit = row.api_limit_daily
+                if prev is None or at < prev:
+                    first_by_integration[cf.integration] = at
+        nth = None
+        if len(first_by_integration) >= min_active:
+            ordered_active = sorted(first_by_integration.items(), key=lambda kv: (kv[1], kv[0]))
+            nth = ordered_active[min_active - 1]
+        limit = acct.api_limit_daily
+        band, stage = ratings.get(aid, (None, None))
         facts.append(
             AccountFacts(
-                account_id=row.account_id,
+                account_id=aid,
                 as_of=as_of,
-                name=row.name,
-                csm=row.csm or None,
-                owner=row.owner or None,
+                name=acct.name,
+                csm=acct.csm or None,
+                owner=acct.owner or None,
                 created_at=created_at,
                 tenure_days=tenure,
                 api_limit_daily=limit,
-                band=row.band,
-                stage=row.stage,
+                band=band,
+                stage=stage,
                 connections=conns,
                 active_integrations=len(first_by_integration),
                 nth_activation_at=nth[1] if nth else None,
                 nth_integration=nth[0] if nth else None,
-                first_sync_at=min(activations) if activations else None,
-                api=api.get(row.account_id) if limit else None,
+                first_sync_at=first_sync,
+                api=api.get(aid) if limit else None,
             )
         )
     return facts
@@ -249,28 +246,29 @@ def _collect(
 
 def _connections(
     conn: DbConnection,
-    scored: dict[str, Any],
+    scored: Mapping[str, Any],
     *,
     as_of: datetime,
     config: Config,
-) -> tuple[list[ConnectionFacts], dict[str, int]]:
-    """Scoring's connection facts as of as_of's day (states, 7-day sums, lifecycle
-    replayed to that day), plus the last day with any usage, which the rules add; and
-    each account's API calls over the last 30 days (scoring's sums)."""
+) -> dict[str, tuple[ConnectionFacts, ...]]:
+    """Each account's connections as the rules see them: scoring's connection facts as
+    of as_of's day (states, 7-day sums, lifecycle replayed to that day), plus the last
+    day with any usage, which the rules add."""
     today = as_of.date()
-    everyone = [c for a in scored.values() for c in a.connections]
     # A day with a sync attempt is a day with usage; only a connection whose last
     # attempt is at least idle_days old can be abandoned, and only for those does a
     # later day with API calls alone matter: ask the rollups about them alone.
     idle_floor = config.signals.abandonment.idle_days
-    last_usage: dict[str, date | None] = {}
     candidates: list[str] = []
-    for c in everyone:
-        days = [d for d in (c.last_success_day, c.last_failure_day) if d is not None]
-        last_usage[c.connection_id] = max(days) if days else None
-        recent = days and (today - max(days)).days < idle_floor
-        if c.activated_at is not None and c.state != "uninstalled" and not recent:
-            candidates.append(c.connection_id)
+    for a in scored.values():
+        for c in a.connections:
+            if c.activated_at is None or c.state == "uninstalled":
+                continue
+            lsd, lfd = c.last_success_day, c.last_failure_day
+            last = lfd if lsd is None else lsd if lfd is None or lsd >= lfd else lfd
+            if last is None or (today - last).days >= idle_floor:
+                candidates.append(c.connection_id)
+    last_usage: dict[str, date | None] = {}
     u = DailyUsage.__table__
     used = (u.c.successes + u.c.failures + u.c.api_calls) > 0
     usage_q = (
@@ -280,53 +278,85 @@ def _connections(
     )
     for part in chunked(candidates, _CHUNK):
         for r in conn.execute(usage_q.where(u.c.connection_id.in_(part))):
-            last_usage[r.connection_id] = _as_date(r.last_usage_day)
+            last_usage[r[0]] = _as_date(r[1])
+    asked = set(candidates)
 
-    out = []
-    api_30: dict[str, int] = defaultdict(int)
-    for c in everyone:
-        api_30[c.account_id] += c.api_calls_30
-        uninstalled = c.state == "uninstalled"
-        expired, restored = c.auth_expired_at, c.auth_restored_at
-        broken_auth = (
-            expired is not None and not uninstalled and (restored is None or restored < expired)
-        )
-        last_used = last_usage.get(c.connection_id)
-        out.append(
-            ConnectionFacts(
-                connection_id=c.connection_id,
-                account_id=c.account_id,
-                integration=c.integration.key,
-                integration_name=c.integration.name,
-                active_window_days=c.integration.window_days,
-                activated_at=c.activated_at,
-                uninstalled=uninstalled,
-                active=c.state == "active",
-                state=c.state,
-                successes_window=c.successes_7,
-                failures_window=c.failures_7,
-                last_success_day=c.last_success_day,
-                last_usage_day=last_used,
-                idle_days=(today - last_used).days if last_used else None,
-                auth_expired_at=expired if broken_auth else None,
+    out: dict[str, tuple[ConnectionFacts, ...]] = {}
+    for aid, a in scored.items():
+        conns = []
+        for c in a.connections:
+            cid = c.connection_id
+            lsd, lfd = c.last_success_day, c.last_failure_day
+            last_used = lfd if lsd is None else lsd if lfd is None or lsd >= lfd else lfd
+            if cid in asked:
+                last_used = last_usage.get(cid, last_used)
+            state = c.state
+            uninstalled = state == "uninstalled"
+            expired = c.auth_expired_at
+            if expired is not None:
+                restored = c.auth_restored_at
+                if uninstalled or (restored is not None and restored >= expired):
+                    expired = None
+            info = c.integration
+            conns.append(
+                ConnectionFacts(
+                    cid,
+                    c.account_id,
+                    info.key,
+                    info.name,
+                    info.window_days,
+                    c.activated_at,
+                    uninstalled,
+                    state == "active",
+                    state,
+                    c.successes_7,
+                    c.failures_7,
+                    lsd,
+                    last_used,
+                    (today - last_used).days if last_used else None,
+                    expired,
+                )
             )
-        )
-    return out, dict(api_30)
+        out[aid] = tuple(conns)
+    return out
 
 
 def _api_trends(
     conn: DbConnection,
-    connection_ids: list[str],
+    by_account: Mapping[str, Sequence[ConnectionFacts]],
     limits: dict[str, int],
     *,
     as_of: datetime,
     config: Config,
 ) -> dict[str, ApiTrend]:
-    """Per account with an API limit: daily API calls over the whole days before
-    as_of's day, their average and least-squares projection."""
+    """Per account of ``limits`` whose average reaches the threshold: daily API calls
+    over the whole days before as_of's day, their average and least-squares
+    projection. The average (a short window) is summed first; the daily series only
+    for the accounts it puts at their limit (the only ones the rule reads it for)."""
     rule = config.signals.api_limit_proximity
+    if not limits:
+        return {}
     u = DailyUsage.__table__
     today = as_of.date()
+
+    def ids(accounts: Iterable[str]) -> list[str]:
+        return [c.connection_id for a in accounts for c in by_account.get(a, ())]
+
+    avg_first = today - timedelta(days=rule.average_days)
+    totals: dict[str, int] = defaultdict(int)
+    q_avg = (
+        select(u.c.account_id, func.sum(u.c.api_calls))
+        .where(u.c.day >= avg_first, u.c.day < today)
+        .group_by(u.c.account_id)
+    )
+    for part in chunked(ids(limits), _CHUNK):
+        for account_id, calls in conn.execute(q_avg.where(u.c.connection_id.in_(part))):
+            totals[account_id] += int(calls or 0)
+    near = {
+        aid: limit
+        for aid, limit in limits.items()
+        if totals.get(aid, 0) / rule.average_days >= rule.threshold * limit
+    }
     span = max(rule.trend_days, rule.average_days)
     first = today - timedelta(days=span)
     q = (
@@ -335,10 +365,10 @@ def _api_trends(
         .group_by(u.c.account_id, u.c.day)
     )
     series: dict[str, list[int]] = {}
-    for part in chunked(connection_ids, _CHUNK):
+    for part in chunked(ids(near), _CHUNK):
         for r in conn.execute(q.where(u.c.connection_id.in_(part))):
             day = _as_date(r.day)
-            if r.account_id not in limits or day is None:
+            if r.account_id not in near or day is None:
                 continue
             days = series.setdefault(r.account_id, [0] * span)
             days[(day - first).days] += int(r.calls or 0)

@@ -39,7 +39,8 @@ class SignalsReport:
     """What one evaluation did."""
 
     as_of: datetime
-    accounts: int = 0
+    accounts: int = 0  # accounts the evaluation covers (evaluated, or unchanged since)
+    evaluated: int = 0  # accounts whose rules were evaluated (read) in this run
     feed_stale: bool = False
     last_event_at: datetime | None = None
     fired: list[dict[str, Any]] = field(default_factory=list)
@@ -56,6 +57,7 @@ class SignalsReport:
         return {
             "as_of": self.as_of,
             "accounts": self.accounts,
+            "evaluated": self.evaluated,
             "feed_stale": self.feed_stale,
             "last_event_at": self.last_event_at,
             "fired": self.fired,
@@ -93,37 +95,82 @@ def evaluate_signals(
     (``ScoringReport.all_facts`` of a run at the same as_of), to skip reloading them.
     ``feed_seen``: answers ``store.feed.last_event_seen`` (a replay knows it per day
     without scanning the events again)."""
-    cfg = config.signals
-    report = SignalsReport(as_of=as_of)
     ids = None if account_ids is None else sorted(set(account_ids))
     # Facts first, outside the writing transaction (which then stays short).
     facts = collect_facts(engine, config, as_of=as_of, account_ids=ids, scored=scored_facts)
-    report.accounts = len(facts)
     with engine.begin() as conn:
-        report.feed_stale = _guard(
-            conn, cfg, as_of=as_of, report=report, seen=feed_seen or last_event_seen
+        return apply_rules(conn, config, facts, as_of=as_of, ids=ids, feed_seen=feed_seen)
+
+
+@dataclass(frozen=True)
+class GuardState:
+    """What the feed_stale guard sees at one moment: the last event, whether the feed
+    is stale, and the id of the open guard episode (None when closed)."""
+
+    last_event_at: datetime | None
+    stale: bool
+    open_id: int | None
+
+
+def guard_state(
+    conn: Connection,
+    cfg: SignalsConfig,
+    *,
+    as_of: datetime,
+    seen: Callable[[Connection, datetime], datetime | None] | None = None,
+) -> GuardState:
+    last = (seen or last_event_seen)(conn, as_of)
+    stale = last is None or as_of - last >= timedelta(hours=cfg.feed_stale_hours)
+    s = Signal.__table__
+    open_id = conn.execute(
+        select(s.c.id).where(
+            s.c.account_id == GLOBAL, s.c.kind == FEED_STALE.kind, s.c.status == "open"
         )
-        holding = _conditions(facts, cfg)
-        open_now = _open_episodes(conn, ids)
-        frozen = report.feed_stale
-        firing = []
-        for key, h in sorted(holding.items(), key=lambda item: item[0]):
-            if key in open_now:
-                continue
-            if frozen and h.rule.polarity == "risk":
-                report.held_back += 1
-                continue
-            firing.append((key, h))
-        _fire(conn, cfg, firing, as_of=as_of, report=report)
-        if not frozen:
-            gone = {k: sid for k, sid in open_now.items() if k not in holding}
-            _resolve(conn, gone, as_of=as_of, report=report)
-        _write_segments(conn, cfg, facts, report=report)
-        report.tasks_reopened, report.tasks_overdue = task_ops.sweep(conn, now=as_of)
-        s = Signal.__table__
-        report.open_signals = conn.execute(
-            select(func.count()).select_from(s).where(s.c.status == "open")
-        ).scalar_one()
+    ).scalar_one_or_none()
+    return GuardState(last, stale, open_id)
+
+
+def apply_rules(
+    conn: Connection,
+    config: Config,
+    facts: list[AccountFacts],
+    *,
+    as_of: datetime,
+    ids: list[str] | None,
+    feed_seen: Callable[[Connection, datetime], datetime | None] | None = None,
+    guard: GuardState | None = None,
+) -> SignalsReport:
+    """Evaluate the rules over ``facts`` (the accounts ``ids``, every account when
+    None) inside the caller's transaction: the guard, episodes fired and resolved,
+    their tasks, segments and the task sweep. ``guard``: the guard's state when the
+    caller read it already (in the same transaction)."""
+    cfg = config.signals
+    report = SignalsReport(as_of=as_of)
+    report.accounts = report.evaluated = len(facts)
+    if guard is None:
+        guard = guard_state(conn, cfg, as_of=as_of, seen=feed_seen)
+    report.feed_stale = _guard(conn, cfg, guard, as_of=as_of, report=report)
+    holding = _conditions(facts, cfg)
+    open_now = _open_episodes(conn, ids)
+    frozen = report.feed_stale
+    firing = []
+    for key, h in sorted(holding.items(), key=lambda item: item[0]):
+        if key in open_now:
+            continue
+        if frozen and h.rule.polarity == "risk":
+            report.held_back += 1
+            continue
+        firing.append((key, h))
+    _fire(conn, cfg, firing, as_of=as_of, report=report)
+    if not frozen:
+        gone = {k: sid for k, sid in open_now.items() if k not in holding}
+        _resolve(conn, gone, as_of=as_of, report=report)
+    _write_segments(conn, cfg, facts, report=report, everyone=ids is None)
+    report.tasks_reopened, report.tasks_overdue = task_ops.sweep(conn, now=as_of)
+    s = Signal.__table__
+    report.open_signals = conn.execute(
+        select(func.count()).select_from(s).where(s.c.status == "open")
+    ).scalar_one()
     return report
 
 
@@ -147,22 +194,14 @@ def feed_stale_open(engine: Engine) -> bool:
 def _guard(
     conn: Connection,
     cfg: SignalsConfig,
+    state: GuardState,
     *,
     as_of: datetime,
     report: SignalsReport,
-    seen: Callable[[Connection, datetime], datetime | None] = last_event_seen,
 ) -> bool:
-    last = seen(conn, as_of)
+    last, stale, open_id = state.last_event_at, state.stale, state.open_id
     report.last_event_at = last
-    limit = timedelta(hours=cfg.feed_stale_hours)
-    stale = last is None or as_of - last >= limit
     key: Key = (GLOBAL, FEED_STALE.kind, "")
-    s = Signal.__table__
-    open_id = conn.execute(
-        select(s.c.id).where(
-            s.c.account_id == GLOBAL, s.c.kind == FEED_STALE.kind, s.c.status == "open"
-        )
-    ).scalar_one_or_none()
     if stale and open_id is None:
         details = {
             "last_event_at": last.isoformat() if last else None,
@@ -379,16 +418,28 @@ def segments_for(acct: AccountFacts, open_kinds: Iterable[str], cfg: SignalsConf
 
 
 def _write_segments(
-    conn: Connection, cfg: SignalsConfig, facts: list[AccountFacts], *, report: SignalsReport
+    conn: Connection,
+    cfg: SignalsConfig,
+    facts: list[AccountFacts],
+    *,
+    report: SignalsReport,
+    everyone: bool = False,
 ) -> None:
     """Store each scored account's segments when they changed (accounts not yet scored
-    have no row; scoring creates it with [] and the next evaluation fills it)."""
+    have no row; scoring creates it with [] and the next evaluation fills it).
+    ``everyone``: the facts are every account's (read all rows at once)."""
     s = Signal.__table__
     sc = AccountScore.__table__
     ids = [f.account_id for f in facts]
     kinds: dict[str, set[str]] = {}
     current: dict[str, Any] = {}
-    for part in chunked(ids, 500):
+    if everyone:
+        for account_id, kind in conn.execute(
+            select(s.c.account_id, s.c.kind).where(s.c.status == "open")
+        ):
+            kinds.setdefault(account_id, set()).add(kind)
+        current.update(conn.execute(select(sc.c.account_id, sc.c.segments)).all())
+    for part in [] if everyone else chunked(ids, 500):
         for account_id, kind in conn.execute(
             select(s.c.account_id, s.c.kind).where(s.c.status == "open", s.c.account_id.in_(part))
         ):

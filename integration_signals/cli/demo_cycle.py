@@ -111,10 +111,10 @@ def run_demo(rt: Runtime, *, accounts: int, seed: int, as_json: bool) -> DemoRes
                 ).all()
             )
         summary["database"] = rt.engine.url.render_as_string(hide_password=True)
-        with steps.step("score every account"):
-            _score_step(rt, summary, end)
-        with steps.step("evaluate the signal rules"):
-            summary["signals"] = demo_signals(rt, as_of=end)
+        with steps.step("score every account and evaluate the signal rules (one pass)"):
+            signals = _score_step(rt, summary, end)
+        with steps.step("summarise the signals and Acme's health card"):
+            summary["signals"] = demo_signals(rt, as_of=end, report=signals)
             summary["acme"] = _acme_card(rt, end)
         with steps.step("preview the CRM syncs (dry run)"):
             summary["crm"] = crm_preview(rt, now=end)
@@ -195,11 +195,13 @@ def demo_impact(engine: Engine, config: Config, *, end: datetime) -> dict[str, A
     }
 
 
-def _score_step(rt: Runtime, summary: dict[str, Any], end: datetime) -> None:
-    """Cycle step: score every account."""
-    from integration_signals.scoring.run import score_accounts
+def _score_step(rt: Runtime, summary: dict[str, Any], end: datetime) -> Any:
+    """Cycle step: score every account and evaluate the signal rules, in one pass as
+    `signals score` does; returns the signals report."""
+    from integration_signals.scoring.evaluation import evaluate
 
-    report = score_accounts(rt.engine, rt.config, as_of=end, full=True)
+    done = evaluate(rt.engine, rt.config, as_of=end, full=True)
+    report = done.scoring
     with rt.engine.connect() as conn:
         bands = dict(
             conn.execute(
@@ -207,6 +209,7 @@ def _score_step(rt: Runtime, summary: dict[str, Any], end: datetime) -> None:
             ).all()
         )
     summary["scoring"] = {**report.as_json(), "bands": bands}
+    return done.signals
 
 
 def _acme_card(rt: Runtime, end: datetime) -> dict[str, Any]:
@@ -216,13 +219,15 @@ def _acme_card(rt: Runtime, end: datetime) -> dict[str, Any]:
     return account_health(rt.engine, rt.config, "acme", as_of=end)
 
 
-def demo_signals(rt: Runtime, *, as_of: datetime) -> dict[str, Any]:
-    """Evaluate the signal rules once and summarise the episodes and tasks they opened."""
+def demo_signals(rt: Runtime, *, as_of: datetime, report: Any = None) -> dict[str, Any]:
+    """Summarise the episodes and tasks an evaluation opened (``report``, the signals
+    half of ``scoring.evaluation.evaluate``; evaluated here when None)."""
     from collections import Counter
 
-    from integration_signals.scoring.signals import evaluate_signals
+    if report is None:
+        from integration_signals.scoring.evaluation import evaluate
 
-    report = evaluate_signals(rt.engine, rt.config, as_of=as_of)
+        report = evaluate(rt.engine, rt.config, as_of=as_of).signals
     t = models.Task.__table__
     with rt.engine.connect() as conn:
         rows = conn.execute(

@@ -12,9 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from integration_signals.schedules.pipeline import after_ingest
+from integration_signals.scoring.evaluation import evaluate
 from integration_signals.scoring.replay import REPLAY_ACTOR, day_end, replay
-from integration_signals.scoring.run import score_accounts
-from integration_signals.scoring.signals import evaluate_signals
 from integration_signals.store.engine import make_engine
 from integration_signals.store.ingest import Ingestor, read_objects
 from integration_signals.store.models import Signal, Task
@@ -34,8 +33,7 @@ def _live(engine) -> dict:  # type: ignore[no-untyped-def]
             read_objects(events), source=f"day-{day}"
         )
         after_ingest(engine, CONFIG, report, now=received)
-        scored = score_accounts(engine, CONFIG, as_of=day_end(day))
-        evaluate_signals(engine, CONFIG, as_of=day_end(day), scored_facts=scored.all_facts)
+        evaluate(engine, CONFIG, as_of=day_end(day))
         per_day[day] = world.segments(engine)
     return per_day
 

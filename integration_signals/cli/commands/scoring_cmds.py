@@ -109,8 +109,9 @@ def score(
         }
         rows = found["accounts"]
     else:
-        # The signal rules run in the same evaluation, at the same clock; time alone
-        # can start or end an episode, so every account is evaluated.
+        # The signal rules run in the same pass, at the same clock, over every account:
+        # those rescored, those the clock moved past a threshold, and the others are
+        # unchanged since the previous run (scoring.evaluation).
         done = evaluate(rt.engine, rt.config, as_of=when, full=full)
         run_doc, signals_doc = done.scoring.as_json(), done.signals.as_json()
         rows = current_scores(rt.engine)
