@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, and_, func, select, text, update
 from sqlalchemy.engine import Connection
 
@@ -26,10 +27,12 @@ from integration_signals.config import Config, SignalsConfig
 from integration_signals.scoring import tasks as task_ops
 from integration_signals.scoring.rules import FEED_STALE, GLOBAL, KINDS, RULES, Rule, task_title
 from integration_signals.scoring.signal_facts import AccountFacts, collect_facts
+from integration_signals.store.bulk import Bulk
 from integration_signals.store.feed import last_event_seen
 from integration_signals.store.models import AccountScore, Signal, Task, TaskEvent
 from integration_signals.store.sql import as_utc, chunked, insert_for
 
+_WHOLE_READ = 5_000  # accounts from which _write_segments reads whole tables
 SEGMENT_ORDER = ("expansion-ready", "at-risk", "onboarding")
 Key = tuple[str, str, str]  # account_id, kind, subject
 
@@ -388,25 +391,25 @@ def _write_segments(
     ids = [f.account_id for f in facts]
     kinds: dict[str, set[str]] = {}
     current: dict[str, Any] = {}
-    for part in chunked(ids, 500):
-        for account_id, kind in conn.execute(
-            select(s.c.account_id, s.c.kind).where(s.c.status == "open", s.c.account_id.in_(part))
-        ):
+    open_q = select(s.c.account_id, s.c.kind).where(s.c.status == "open")
+    segments_q = select(sc.c.account_id, sc.c.segments)
+    # Many accounts: two plain reads, not hundreds of long IN lists.
+    parts: list[list[str] | None] = [None] if len(ids) > _WHOLE_READ else list(chunked(ids, 500))
+    for part in parts:
+        where_open = open_q if part is None else open_q.where(s.c.account_id.in_(part))
+        for account_id, kind in conn.execute(where_open):
             kinds.setdefault(account_id, set()).add(kind)
-        current.update(
-            conn.execute(
-                select(sc.c.account_id, sc.c.segments).where(sc.c.account_id.in_(part))
-            ).all()
-        )
+        where_seg = segments_q if part is None else segments_q.where(sc.c.account_id.in_(part))
+        current.update(conn.execute(where_seg).all())
+    changed = []
     for acct in facts:
         if acct.account_id not in current:
             continue
         wanted = segments_for(acct, kinds.get(acct.account_id, ()), cfg)
         if list(current[acct.account_id] or []) != wanted:
-            conn.execute(
-                update(sc).where(sc.c.account_id == acct.account_id).values(segments=wanted)
-            )
-            report.segments_changed += 1
+            changed.append((orjson.dumps(wanted).decode(), acct.account_id))
+    Bulk(conn).update_many("account_scores", "account_id", ("segments",), changed)
+    report.segments_changed += len(changed)
 
 
 def open_signal_rows(conn: Connection, account_id: str) -> list[dict[str, Any]]:
