@@ -497,13 +497,16 @@ def run_child(args: argparse.Namespace, what: str) -> dict[str, Any]:
         "--runs",
         str(args.runs),
     ]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
-    lines = proc.stdout.strip().splitlines()
-    for line in lines[:-1]:
-        print(line, flush=True)
-    if proc.returncode != 0 or not lines:
+    last = ""
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # progress as it comes; the last line is the result
+            if last:
+                print(last, end="", flush=True)
+            last = line
+    if proc.returncode != 0 or not last.startswith("{"):
         raise SystemExit(f"child {what} failed ({proc.returncode})")
-    return json.loads(lines[-1])
+    return json.loads(last)
 
 
 # ---------------------------------------------------------------- main

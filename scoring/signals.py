@@ -27,7 +27,7 @@ from integration_signals.config import Config, SignalsConfig
 from integration_signals.scoring import tasks as task_ops
 from integration_signals.scoring.rules import FEED_STALE, GLOBAL, KINDS, RULES, Rule, task_title
 from integration_signals.scoring.signal_facts import AccountFacts, collect_facts
-from integration_signals.store.bulk import Bulk
+from integration_signals.store.bulk import COPY_MIN_ROWS, Bulk
 from integration_signals.store.feed import last_event_seen
 from integration_signals.store.models import AccountScore, Signal, Task, TaskEvent
 from integration_signals.store.sql import as_utc, chunked, insert_for
@@ -232,6 +232,9 @@ def _owner(rule: Rule, acct: AccountFacts | None, cfg: SignalsConfig) -> str | N
     return person or cfg.fallback_owner or None
 
 
+_EVENT_COLUMNS = ("task_id", "at", "actor", "action", "from_status", "to_status", "note")
+
+
 def _fire(
     conn: Connection,
     cfg: SignalsConfig,
@@ -255,7 +258,18 @@ def _fire(
         .returning(s.c.id, s.c.account_id, s.c.kind, s.c.subject)
     )
     opened: list[tuple[int, Key]] = []
-    for part in chunked(firing, 500):
+    bulk = Bulk(conn)
+    many = bulk.pg and len(firing) >= COPY_MIN_ROWS  # COPY, not statements of 500 rows
+    if many:
+        inserted = bulk.insert_select_returning(
+            "signals",
+            ("account_id", "kind", "subject", "status", "fired_at", "details"),
+            [(*key, "open", bulk.ts(as_of), bulk.json(h.details)) for key, h in firing],
+            conflict="(account_id, kind, subject) WHERE status = 'open'",
+            returning="id, account_id, kind, subject",
+        )
+        opened = [(r[0], (r[1], r[2], r[3])) for r in inserted]
+    for part in [] if many else chunked(firing, 500):
         rows = [
             {
                 "account_id": key[0],
@@ -293,24 +307,48 @@ def _fire(
                 "updated_at": as_of,
             }
         )
-    events = []
-    for part in chunked(task_rows, 500):
-        for task_id, signal_id, kind in conn.execute(
-            t.insert().returning(t.c.id, t.c.signal_id, t.c.signal_kind), list(part)
-        ):
-            events.append(
-                {
-                    "task_id": task_id,
-                    "at": as_of,
-                    "actor": task_ops.SYSTEM,
-                    "action": "create",
-                    "from_status": None,
-                    "to_status": task_ops.OPEN,
-                    "note": f"signal {signal_id} {kind} fired",
-                }
+    if many and task_rows:
+        names = tuple(task_rows[0])
+        created = bulk.insert_select_returning(
+            "tasks",
+            names,
+            [
+                tuple(bulk.ts(v) if isinstance(v, datetime) else v for v in row.values())
+                for row in task_rows
+            ],
+            returning="id, signal_id, signal_kind",
+        )
+    else:
+        created = [
+            r
+            for part in chunked(task_rows, 500)
+            for r in conn.execute(
+                t.insert().returning(t.c.id, t.c.signal_id, t.c.signal_kind), list(part)
             )
-    if events:
-        conn.execute(TaskEvent.__table__.insert(), events)
+        ]
+    events = [
+        (
+            task_id,
+            as_of,
+            task_ops.SYSTEM,
+            "create",
+            None,
+            task_ops.OPEN,
+            f"signal {signal_id} {kind} fired",
+        )
+        for task_id, signal_id, kind in sorted(created)
+    ]
+    if many:
+        bulk.insert_many(
+            "task_events",
+            _EVENT_COLUMNS,
+            [(e[0], bulk.ts(e[1]), *e[2:]) for e in events],
+        )
+    elif events:
+        conn.execute(
+            TaskEvent.__table__.insert(),
+            [dict(zip(_EVENT_COLUMNS, e, strict=True)) for e in events],
+        )
     report.tasks_created += len(events)
 
 

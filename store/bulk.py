@@ -186,6 +186,24 @@ class Bulk:
         with self._cursor() as cursor:
             cursor.executemany(f"UPDATE {table} SET {sets} WHERE {key} = {self.ph}", rows)
 
+    def insert_select_returning(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        returning: str,
+        conflict: str | None = None,
+    ) -> list[Any]:
+        """PostgreSQL: COPY ``rows`` into a temporary table, then one ``INSERT .. SELECT
+        [ON CONFLICT <conflict> DO NOTHING] RETURNING <returning>``: the rows inserted."""
+        cols = ", ".join(columns)
+        with self._staged(table, columns, rows) as staged:
+            sql = f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {staged}"
+            if conflict:
+                sql += f" ON CONFLICT {conflict} DO NOTHING"
+            return list(self.conn.exec_driver_sql(f"{sql} RETURNING {returning}"))
+
     @contextmanager
     def _cursor(self) -> Iterator[Any]:
         cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]

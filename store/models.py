@@ -95,6 +95,8 @@ class Connection(SQLModel, table=True):
         Index("ix_connections_account", "account_id"),
         # Broken connections per account / integration: the portfolio (migration 0003).
         Index("ix_connections_state", "state", "integration", "account_id"),
+        # The newest event for the feed_stale guard, at every evaluation (migration 0006).
+        Index("ix_connections_last_event", "last_event_at"),
         {"sqlite_with_rowid": False},
     )
 
