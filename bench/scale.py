@@ -2,7 +2,8 @@
 
     python bench/scale.py --database-url postgresql://postgres@127.0.0.1:5432/scale_bench
     python bench/scale.py --database-url sqlite:////tmp/scale.db
-    [--accounts 100000] [--per-account 5] [--days 90] [--drop] [--no-readme]
+    [--accounts 100000] [--per-account 5] [--days 90] [--runs 1] [--drop] [--no-readme]
+    [--generate-only] [--skip-sync] [--reuse-evaluate]
 
 Builds the data once (reused by the next run on the same database when it holds the
 same number of accounts): on PostgreSQL with COPY into tables whose rollup indexes are
@@ -24,7 +25,10 @@ peak RSS:
   from the fake's request log (target <= 30 s). The fake refuses that first write
   with a 401, which ends the run: what follows is rate-limit bound, measured by
   bench/sync.py.
-Figures go to bench/README.md (section ``scale-postgresql`` or ``scale-sqlite``).
+Figures go to bench/README.md (section ``scale-postgresql`` or ``scale-sqlite``), with
+the CPU time of the measuring process next to wall times (the machine is shared).
+``--reuse-evaluate`` takes the evaluate figures of the last run on the same database
+(saved in the temporary directory) and measures the sync again.
 """
 
 from __future__ import annotations
