@@ -24,16 +24,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, String, func, or_, select, type_coerce
+from sqlalchemy import Engine, Text, cast, func, or_, select
 
 from integration_signals.config import COMPONENTS, Config
 from integration_signals.scoring.facts import AccountFacts, load_facts, load_facts_conn
 from integration_signals.scoring.score import Score, score
 from integration_signals.store.bulk import Bulk
 from integration_signals.store.models import Account, AccountScore, ScoringRun
-from integration_signals.store.sql import as_utc, chunked, utcnow
+from integration_signals.store.sql import as_utc, utcnow
 
-_CHUNK = 500
 PERCENTILE_KEYS = (*COMPONENTS, "score")
 
 
@@ -281,22 +280,27 @@ def _read_stored(conn: Any, *, with_components: bool) -> dict[str, tuple[Any, ..
     not from parsing every (large) components document."""
     s = AccountScore.__table__
     a = Account.__table__
+    # JSON as text, parsed here with orjson (PostgreSQL's driver would parse json
+    # columns itself, with the slower json module), and only the component scores.
     cols = [
         s.c.account_id,
-        type_coerce(s.c.percentiles, String),
+        cast(s.c.percentiles, Text),
         s.c.inputs_hash,
         a.c.segment,
         s.c.score,
-        type_coerce(s.c.details, String) if with_components else s.c.score,
+        cast(s.c.details["component_scores"], Text) if with_components else s.c.score,
     ]
     stored: dict[str, tuple[Any, ...]] = {}
-    for aid, percentiles, fingerprint, segment, value, details in conn.execute(
+    for aid, percentiles, fingerprint, segment, value, components in conn.execute(
         select(*cols).select_from(s.join(a, a.c.account_id == s.c.account_id))
     ):
-        components = None
-        if with_components:
-            components = (_loads(details) or {}).get("component_scores")
-        stored[aid] = (segment, components, _loads(percentiles), fingerprint, value)
+        stored[aid] = (
+            segment,
+            _loads(components) if with_components else None,
+            _loads(percentiles),
+            fingerprint,
+            value,
+        )
     return stored
 
 
@@ -319,7 +323,6 @@ def _write(
 ) -> None:
     """Write what the run found: changed and new score rows (segments only on insert),
     history for changes, percentiles that moved, connection states that changed."""
-    s = AccountScore.__table__
     if not scores:
         return
     stored = _read_stored(conn, with_components=not everyone)
@@ -376,12 +379,12 @@ def _write(
         # segments belong to the signals layer: set on insert, never overwritten
         updates={c: f"excluded.{c}" for c in _SCORE_COLUMNS[1:-1]},
     )
-    for part in chunked(sorted(same_ids), _CHUNK):
-        conn.execute(
-            s.update()
-            .where(s.c.account_id.in_(part))
-            .values(as_of=as_of, scored_at=scored_at, config_version=config.version)
-        )
+    bulk.update_many(
+        "account_scores",
+        "account_id",
+        ("as_of", "scored_at", "config_version"),
+        [(ts_as_of, ts_scored, config.version, aid) for aid in sorted(same_ids)],
+    )
     # Percentiles move for accounts whose score did not change too: write where they did.
     unchanged = set(same_ids)
     moved = [
@@ -389,37 +392,16 @@ def _write(
         for aid, pct in percentiles.items()
         if aid in stored and (aid not in scores or aid in unchanged) and stored[aid][2] != pct
     ]
-    _executemany(conn, "UPDATE account_scores SET percentiles = {p} WHERE account_id = {p}", moved)
+    bulk.update_many("account_scores", "account_id", ("percentiles",), moved)
     report.percentiles_updated = len(moved)
-    ph = ", ".join([bulk.ph] * len(_HISTORY_COLUMNS))
-    _executemany(
-        conn,
-        f"INSERT INTO score_history ({', '.join(_HISTORY_COLUMNS)}) VALUES ({ph})",
-        history,
-    )
+    bulk.insert_many("score_history", _HISTORY_COLUMNS, history)
     states = [
         (f.state, ts_as_of, f.connection_id)
         for account in facts.values()
         for f in account.connections
         if f.stored_state != f.state
     ]
-    _executemany(
-        conn,
-        "UPDATE connections SET state = {p}, state_as_of = {p} WHERE connection_id = {p}",
-        states,
-    )
-
-
-def _executemany(conn: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
-    """Plain DBAPI executemany (``{p}`` is the driver's placeholder)."""
-    if not rows:
-        return
-    bulk = Bulk(conn)
-    cursor = conn.connection.driver_connection.cursor()
-    try:
-        cursor.executemany(sql.replace("{p}", bulk.ph), rows)
-    finally:
-        cursor.close()
+    bulk.update_many("connections", "connection_id", ("state", "state_as_of"), states)
 
 
 def _percentiles(

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, and_, func, select, text, update
 from sqlalchemy.engine import Connection
 
@@ -26,10 +27,12 @@ from integration_signals.config import Config, SignalsConfig
 from integration_signals.scoring import tasks as task_ops
 from integration_signals.scoring.rules import FEED_STALE, GLOBAL, KINDS, RULES, Rule, task_title
 from integration_signals.scoring.signal_facts import AccountFacts, collect_facts
+from integration_signals.store.bulk import COPY_MIN_ROWS, Bulk
 from integration_signals.store.feed import last_event_seen
 from integration_signals.store.models import AccountScore, Signal, Task, TaskEvent
 from integration_signals.store.sql import as_utc, chunked, insert_for
 
+_WHOLE_READ = 5_000  # accounts from which _write_segments reads whole tables
 SEGMENT_ORDER = ("expansion-ready", "at-risk", "onboarding")
 Key = tuple[str, str, str]  # account_id, kind, subject
 
@@ -268,6 +271,9 @@ def _owner(rule: Rule, acct: AccountFacts | None, cfg: SignalsConfig) -> str | N
     return person or cfg.fallback_owner or None
 
 
+_EVENT_COLUMNS = ("task_id", "at", "actor", "action", "from_status", "to_status", "note")
+
+
 def _fire(
     conn: Connection,
     cfg: SignalsConfig,
@@ -291,7 +297,18 @@ def _fire(
         .returning(s.c.id, s.c.account_id, s.c.kind, s.c.subject)
     )
     opened: list[tuple[int, Key]] = []
-    for part in chunked(firing, 500):
+    bulk = Bulk(conn)
+    many = bulk.pg and len(firing) >= COPY_MIN_ROWS  # COPY, not statements of 500 rows
+    if many:
+        inserted = bulk.insert_select_returning(
+            "signals",
+            ("account_id", "kind", "subject", "status", "fired_at", "details"),
+            [(*key, "open", bulk.ts(as_of), bulk.json(h.details)) for key, h in firing],
+            conflict="(account_id, kind, subject) WHERE status = 'open'",
+            returning="id, account_id, kind, subject",
+        )
+        opened = [(r[0], (r[1], r[2], r[3])) for r in inserted]
+    for part in [] if many else chunked(firing, 500):
         rows = [
             {
                 "account_id": key[0],
@@ -329,24 +346,48 @@ def _fire(
                 "updated_at": as_of,
             }
         )
-    events = []
-    for part in chunked(task_rows, 500):
-        for task_id, signal_id, kind in conn.execute(
-            t.insert().returning(t.c.id, t.c.signal_id, t.c.signal_kind), list(part)
-        ):
-            events.append(
-                {
-                    "task_id": task_id,
-                    "at": as_of,
-                    "actor": task_ops.SYSTEM,
-                    "action": "create",
-                    "from_status": None,
-                    "to_status": task_ops.OPEN,
-                    "note": f"signal {signal_id} {kind} fired",
-                }
+    if many and task_rows:
+        names = tuple(task_rows[0])
+        created = bulk.insert_select_returning(
+            "tasks",
+            names,
+            [
+                tuple(bulk.ts(v) if isinstance(v, datetime) else v for v in row.values())
+                for row in task_rows
+            ],
+            returning="id, signal_id, signal_kind",
+        )
+    else:
+        created = [
+            r
+            for part in chunked(task_rows, 500)
+            for r in conn.execute(
+                t.insert().returning(t.c.id, t.c.signal_id, t.c.signal_kind), list(part)
             )
-    if events:
-        conn.execute(TaskEvent.__table__.insert(), events)
+        ]
+    events = [
+        (
+            task_id,
+            as_of,
+            task_ops.SYSTEM,
+            "create",
+            None,
+            task_ops.OPEN,
+            f"signal {signal_id} {kind} fired",
+        )
+        for task_id, signal_id, kind in sorted(created)
+    ]
+    if many:
+        bulk.insert_many(
+            "task_events",
+            _EVENT_COLUMNS,
+            [(e[0], bulk.ts(e[1]), *e[2:]) for e in events],
+        )
+    elif events:
+        conn.execute(
+            TaskEvent.__table__.insert(),
+            [dict(zip(_EVENT_COLUMNS, e, strict=True)) for e in events],
+        )
     report.tasks_created += len(events)
 
 
@@ -433,31 +474,26 @@ def _write_segments(
     ids = [f.account_id for f in facts]
     kinds: dict[str, set[str]] = {}
     current: dict[str, Any] = {}
-    if everyone:
-        for account_id, kind in conn.execute(
-            select(s.c.account_id, s.c.kind).where(s.c.status == "open")
-        ):
+    open_q = select(s.c.account_id, s.c.kind).where(s.c.status == "open")
+    segments_q = select(sc.c.account_id, sc.c.segments)
+    # Many accounts: two plain reads, not hundreds of long IN lists.
+    whole = everyone or len(ids) > _WHOLE_READ
+    parts: list[list[str] | None] = [None] if whole else list(chunked(ids, 500))
+    for part in parts:
+        where_open = open_q if part is None else open_q.where(s.c.account_id.in_(part))
+        for account_id, kind in conn.execute(where_open):
             kinds.setdefault(account_id, set()).add(kind)
-        current.update(conn.execute(select(sc.c.account_id, sc.c.segments)).all())
-    for part in [] if everyone else chunked(ids, 500):
-        for account_id, kind in conn.execute(
-            select(s.c.account_id, s.c.kind).where(s.c.status == "open", s.c.account_id.in_(part))
-        ):
-            kinds.setdefault(account_id, set()).add(kind)
-        current.update(
-            conn.execute(
-                select(sc.c.account_id, sc.c.segments).where(sc.c.account_id.in_(part))
-            ).all()
-        )
+        where_seg = segments_q if part is None else segments_q.where(sc.c.account_id.in_(part))
+        current.update(conn.execute(where_seg).all())
+    changed = []
     for acct in facts:
         if acct.account_id not in current:
             continue
         wanted = segments_for(acct, kinds.get(acct.account_id, ()), cfg)
         if list(current[acct.account_id] or []) != wanted:
-            conn.execute(
-                update(sc).where(sc.c.account_id == acct.account_id).values(segments=wanted)
-            )
-            report.segments_changed += 1
+            changed.append((orjson.dumps(wanted).decode(), acct.account_id))
+    Bulk(conn).update_many("account_scores", "account_id", ("segments",), changed)
+    report.segments_changed += len(changed)
 
 
 def open_signal_rows(conn: Connection, account_id: str) -> list[dict[str, Any]]:

@@ -17,6 +17,13 @@ _migrated: set[str] = set()
 _lock = threading.Lock()
 
 
+# PostgreSQL session settings for our workload. A scoring run sums the rollups of
+# 500,000 connections by connection: with the default 4 MB work_mem that hash
+# aggregate spilled 2.7 GB to disk (56 s instead of 35 s at 100,000 accounts), and JIT
+# compilation of those statements costs more than it saves at this size.
+PG_SESSION_OPTIONS = "-c work_mem=128MB -c jit=off"
+
+
 class DatabaseError(Exception):
     """The database cannot be reached or migrated; the message says which and what to do."""
 
@@ -51,6 +58,10 @@ def make_engine(url: str, *, migrate: bool = True) -> Engine:
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True
+        # The URL's own ?options= come after ours, so they win.
+        own = parsed.query.get("options")
+        own = own if isinstance(own, str) else " ".join(own or ())
+        kwargs["connect_args"] = {"options": f"{PG_SESSION_OPTIONS} {own}".strip()}
     engine = create_engine(parsed, **kwargs)
     if is_sqlite(engine):
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -20,6 +20,8 @@ def _json(**kw: Any) -> Any:
 
 class Account(SQLModel, table=True):
     __tablename__ = "accounts"
+    # An incremental evaluation asks which accounts' age crossed an onboarding threshold.
+    __table_args__ = (Index("ix_accounts_created", "created_at"),)
 
     account_id: str = Field(primary_key=True)
     name: str | None = Field(default=None, index=True)
@@ -95,6 +97,8 @@ class Connection(SQLModel, table=True):
         Index("ix_connections_account", "account_id"),
         # Broken connections per account / integration: the portfolio (migration 0003).
         Index("ix_connections_state", "state", "integration", "account_id"),
+        # The newest event for the feed_stale guard, at every evaluation (migration 0006).
+        Index("ix_connections_last_event", "last_event_at"),
         {"sqlite_with_rowid": False},
     )
 

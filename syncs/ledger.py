@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Text, and_, or_, select, type_coerce, update
+from sqlalchemy import Text, and_, cast, or_, select, update
 from sqlalchemy.engine import Connection
 
 from integration_signals.store import models
@@ -36,6 +36,8 @@ class SyncAccount:
 
 
 def _segments(raw: Any) -> tuple[str, ...]:
+    if raw == "[]" or raw is None:  # most accounts
+        return ()
     if isinstance(raw, str | bytes):
         raw = orjson.loads(raw)
     return tuple(raw or ())
@@ -60,7 +62,9 @@ def load_accounts(conn: Connection, id_key: str) -> list[SyncAccount]:
             s.account_id,
             s.score,
             s.band,
-            type_coerce(s.segments, Text).label("segments"),  # decoded below, faster
+            # JSON as text (PostgreSQL's driver would decode it with the json module),
+            # decoded below with orjson
+            cast(s.segments, Text).label("segments"),
             s.active_integrations,
             s.reason,
             s.scored_at,

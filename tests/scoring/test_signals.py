@@ -590,3 +590,35 @@ def test_reusing_scorings_facts_gives_the_same_signals_as_reloading(db_url, tmp_
     reused = run("reused", True)
     assert reused[0], "the data set should fire some signals"
     assert run("reloaded", False) == reused
+
+
+def test_a_thousand_episodes_fire_at_once_each_with_one_task_and_one_history_row(engine: Engine):
+    """Past COPY_MIN_ROWS, PostgreSQL opens episodes and tasks through COPY: same rows."""
+    from integration_signals.store.accounts import import_account_objects
+    from integration_signals.store.bulk import COPY_MIN_ROWS
+
+    n = COPY_MIN_ROWS + 10
+    created = (AS_OF - timedelta(days=5)).isoformat()
+    import_account_objects(
+        engine,
+        [{"account_id": f"a{i:05d}", "segment": "smb", "created_at": created} for i in range(n)],
+        source="test",
+        now=AS_OF,
+    )
+    w = World(engine)
+    for i in range(n):
+        w.event("integration.installed", at(days_ago(4)), account=f"a{i:05d}")
+    w.ingest()
+    w.heartbeat(AS_OF)
+    report = evaluate(engine)
+    fired = signals(engine, "onboarding_no_first_sync")
+    assert len(fired) == n and report.tasks_created == n
+    by_signal = {t.signal_id: t for t in tasks(engine, "onboarding_no_first_sync")}
+    assert sorted(by_signal) == sorted(s.id for s in fired)
+    task = by_signal[fired[7].id]
+    assert task.account_id == fired[7].account_id and task.status == "open"
+    assert task.due_at.replace(tzinfo=UTC) == AS_OF - timedelta(days=5) + timedelta(days=7)
+    (history,) = task_events(engine, task.id)
+    assert (history.action, history.to_status) == ("create", "open")
+    again = evaluate(engine)
+    assert again.fired == [] and again.tasks_created == 0
