@@ -148,13 +148,14 @@ def _choice(name: str, value: str | None, allowed: Sequence[str]) -> str | None:
     return value
 
 
-def _scores_at(as_of: datetime) -> Any:
+def _scores_at(as_of: datetime, ids: Sequence[str] | None = None) -> Any:
     """Each account's score as it was at ``as_of``, in the columns of ``account_scores``
     the portfolio reads: the current row when it is not newer than ``as_of``, else the
     newest ``score_history`` row at or before it (one indexed look-up per account on
     ``ix_score_history_account_asof``); an account scored only after ``as_of`` has no
     row (unscored then). ``reason`` and ``active_integrations`` are not kept in the
-    history: None for rows from it. The same rule as ``scoring.tasks.band_at``."""
+    history: None for rows from it. The same rule as ``scoring.tasks.band_at``. With
+    ``ids``, only those accounts (a page's rows: no look-up for the others)."""
     s, h = AccountScore.__table__, ScoreHistory.__table__
     h2 = h.alias("h_newest")
     newest = (
@@ -174,6 +175,8 @@ def _scores_at(as_of: datetime) -> Any:
         s.c.active_integrations,
         s.c.as_of,
     ).where(s.c.as_of <= as_of)
+    if ids is not None:
+        current = current.where(s.c.account_id.in_(ids))
     older = (
         select(
             h.c.account_id,
@@ -187,6 +190,8 @@ def _scores_at(as_of: datetime) -> Any:
         .select_from(s.join(h, h.c.id == newest))
         .where(s.c.as_of > as_of)
     )
+    if ids is not None:
+        older = older.where(s.c.account_id.in_(ids))
     return union_all(current, older).subquery("scores_at")
 
 
@@ -360,6 +365,9 @@ def portfolio(
 
         rows_by_id: dict[str, dict[str, Any]] = {}
         if page_ids:
+            # the past: the page's accounts' look-ups only, not every account's again
+            ps = _scores_at(as_of, page_ids) if past else s
+            page_joined = a.outerjoin(ps, ps.c.account_id == a.c.account_id)
             for r in conn.execute(
                 select(
                     a.c.account_id,
@@ -371,17 +379,17 @@ def portfolio(
                     a.c.owner,
                     a.c.csm,
                     a.c.is_stub,
-                    s.c.score,
-                    s.c.band,
-                    s.c.stage,
-                    s.c.reason,
-                    (null() if past else s.c.segments).label("segments"),
-                    s.c.active_integrations,
-                    s.c.as_of.label("scored_as_of"),
+                    ps.c.score,
+                    ps.c.band,
+                    ps.c.stage,
+                    ps.c.reason,
+                    (null() if past else ps.c.segments).label("segments"),
+                    ps.c.active_integrations,
+                    ps.c.as_of.label("scored_as_of"),
                     previous.label("previous_week"),
                     open_signals.label("open_signals"),
                 )
-                .select_from(joined)
+                .select_from(page_joined)
                 .where(a.c.account_id.in_(page_ids))
             ).mappings():
                 rows_by_id[r["account_id"]] = dict(r)
@@ -389,7 +397,9 @@ def portfolio(
             if past:
                 _segments_then(conn, config, as_of, rows_by_id)
 
-        tiles, total = _tiles(conn, joined, where, integration, s, in_segment if past else None)
+        tiles, total = _tiles(
+            conn, joined, where, integration, s, (as_of, config) if past else None
+        )
         choices = _portfolio_choices(conn)
 
     rows = []
@@ -490,18 +500,20 @@ def _tiles(
     where: list[ColumnElement[bool]],
     integration: str | None,
     s: Any,
-    in_segment: Any = None,
+    past: tuple[datetime, Config] | None = None,
 ) -> tuple[dict[str, Any], int]:
     """Accounts per band, MRR at risk and expansion-ready, broken connections: one
     GROUP BY band and segment list (a handful of groups), summed here. ``s`` is
-    ``account_scores`` or the scores of a past moment (``_scores_at``); for the past,
-    ``in_segment(name)`` is the SQL condition of being in a segment then, and the
-    query groups by band and the two flags instead of the stored list."""
+    ``account_scores`` or the scores of a past moment (``_scores_at``); for the past
+    (``past``: its moment and the config) the query groups by band and two flags, at
+    risk and expansion-ready then (the rule of ``_segment_at``, with the episodes open
+    then read in one pass over the signals grouped by account, not a look-up per
+    account), instead of the stored segment list."""
     a = Account.__table__
     c = Connection.__table__
     bands = dict.fromkeys((*BANDS, "unscored"), 0)
     totals = {"accounts": 0, "mrr": 0.0, "at_risk": [0, 0.0], "expansion-ready": [0, 0.0]}
-    if in_segment is None:
+    if past is None:
         segments_text = cast(s.c.segments, Text)
         groups = (
             select(s.c.band, segments_text, func.count(), func.sum(a.c.mrr))
@@ -510,14 +522,31 @@ def _tiles(
             .group_by(s.c.band, segments_text)
         )
     else:
+        as_of, config = past
+        sig = Signal.__table__
+
+        def kind_flag(segment: str) -> Any:
+            kinds = sorted(kind for kind, rule in KINDS.items() if rule.segment == segment)
+            return func.max(case((sig.c.kind.in_(kinds), 1), else_=0)).label(segment)
+
+        open_then = (
+            select(sig.c.account_id, kind_flag("at-risk"), kind_flag("expansion-ready"))
+            .where(open_at(as_of, sig))
+            .group_by(sig.c.account_id)
+            .subquery("open_then")
+        )
+        at_risk = or_(
+            s.c.band.in_(list(config.signals.at_risk_bands)),
+            open_then.c["at-risk"] == 1,
+        )
         flags = (
             select(
                 s.c.band.label("band"),
-                case((in_segment("at-risk"), 1), else_=0).label("at_risk"),
-                case((in_segment("expansion-ready"), 1), else_=0).label("expansion"),
+                case((at_risk, 1), else_=0).label("at_risk"),
+                case((open_then.c["expansion-ready"] == 1, 1), else_=0).label("expansion"),
                 a.c.mrr.label("mrr"),
             )
-            .select_from(joined)
+            .select_from(joined.outerjoin(open_then, open_then.c.account_id == a.c.account_id))
             .where(*where)
             .subquery("flags")
         )
@@ -530,7 +559,7 @@ def _tiles(
         ).group_by(flags.c.band, flags.c.at_risk, flags.c.expansion)
     for band, *seg, n, mrr in conn.execute(groups):
         mrr = float(mrr or 0)
-        if in_segment is None:
+        if past is None:
             names = set(json.loads(seg[0])) if seg[0] else set()
         else:
             names = {"at-risk"} if seg[0] else set()

@@ -420,6 +420,13 @@ def test_the_portfolio_of_a_moment_shows_scores_bands_segments_and_tiles_of_that
                 ).json()
                 assert {r["account_id"] for r in filtered["rows"]} == at_risk, when
                 assert view["tiles"]["at_risk_accounts"] == len(at_risk), when
+                assert view["tiles"]["at_risk_mrr"] == 5000 * len(at_risk), when
+                expansion = {a for a, r in rows.items() if "expansion-ready" in r["segments"]}
+                assert view["tiles"]["expansion_ready_accounts"] == len(expansion), when
+                expanding = client.get(
+                    "/api/portfolio", params={"as_of": when, "crm_segment": "expansion-ready"}
+                ).json()
+                assert {r["account_id"] for r in expanding["rows"]} == expansion, when
                 by_band = client.get(
                     "/api/portfolio", params={"as_of": when, "sort": "band"}
                 ).json()["rows"]
