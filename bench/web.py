@@ -73,6 +73,8 @@ from integration_signals.web.auth import add_user  # noqa: E402
 TOKEN = "bench-web-token"
 USER, PASSWORD = "bench@example.com", "bench web password"
 HISTORY_DAYS = (28, 21, 14, 7, 3, 0)
+# The moment of the past portfolio pages (`/?as_of=`): between two scoring runs.
+PAST_DAYS = 10
 TARGETS_MS = {"portfolio": 300.0, "account": 150.0}
 TARGET_LIVE_S = 5.0
 SORTS = (
@@ -245,6 +247,28 @@ def portfolio_requests(client: httpx.Client, n: int, rng: random.Random) -> dict
     return {"filter": dict(by_filter), "sort": dict(by_sort)}
 
 
+def past_requests(
+    client: httpx.Client, n: int, rng: random.Random, as_of: datetime
+) -> dict[str, list[float]]:
+    """``n`` random portfolio pages (as ``portfolio_requests`` draws them), each asked
+    now and as of ``as_of`` back to back, in alternating order: the past page reads
+    score_history (``scoring.views._scores_at``), the present one account_scores."""
+    out: dict[str, list[float]] = {"now": [], "past": []}
+    for i in range(n):
+        name, filters = rng.choice(FILTERS)
+        params = {
+            "sort": rng.choice(SORTS),
+            "order": rng.choice(("asc", "desc")),
+            **filters,
+            "page": rng.choice((1, 1, 1, 2, 3, 5)),
+        }
+        past = {**params, "as_of": as_of.isoformat()}
+        first, second = (("now", params), ("past", past))[:: 1 if i % 2 else -1]
+        for key, query in (first, second):
+            out[key].append(get_timed(client, "/", query))
+    return out
+
+
 def account_requests(
     client: httpx.Client, n: int, rng: random.Random, ids: list[str]
 ) -> list[float]:
@@ -409,6 +433,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument(
+        "--past-requests",
+        type=int,
+        default=200,
+        help="portfolio pages asked now and as of 10 days ago (?as_of=), back to back",
+    )
+    parser.add_argument(
         "--stale-requests",
         type=int,
         default=100,
@@ -437,6 +467,15 @@ def main() -> None:
                 f" {pct(all_portfolio, 0.5):.1f} ms, p95 {pct(all_portfolio, 0.95):.1f} ms",
                 flush=True,
             )
+            moment = end - timedelta(days=PAST_DAYS)
+            get_timed(client, "/", {"as_of": moment.isoformat()})
+            past = past_requests(client, args.past_requests, rng, moment)
+            if args.past_requests:
+                print(
+                    f"portfolio now / as of {PAST_DAYS} days ago: p50"
+                    f" {pct(past['now'], 0.5):.1f} / {pct(past['past'], 0.5):.1f} ms",
+                    flush=True,
+                )
             accounts = account_requests(client, args.requests, rng, ids)
             print(
                 f"account: p50 {pct(accounts, 0.5):.1f} ms, p95 {pct(accounts, 0.95):.1f} ms",
@@ -526,6 +565,22 @@ def main() -> None:
                 "",
             ]
             if stale
+            else []
+        ),
+        *(
+            [
+                f"Portfolio of a past moment (`/?as_of=`, {PAST_DAYS} days ago: each account's "
+                "newest `score_history` row at or before it and the episodes open then) against "
+                "the same random page now, asked back to back in alternating order:",
+                "",
+                "| page | requests | p50 ms | p95 ms | max ms | p50 past / now |",
+                "| --- | --- | --- | --- | --- | --- |",
+                row("portfolio `/` now", past["now"]),
+                row(f"portfolio `/?as_of=` {PAST_DAYS} days ago", past["past"])[:-3]
+                + f" {pct(past['past'], 0.5) / pct(past['now'], 0.5):.2f}x |",
+                "",
+            ]
+            if args.past_requests
             else []
         ),
         "Portfolio by filter (each request also had a random sort, order and page):",

@@ -27,19 +27,24 @@ from typing import Any
 
 from sqlalchemy import (
     Engine,
+    Integer,
     Text,
     and_,
     case,
     cast,
+    exists,
+    false,
     func,
+    null,
     or_,
     select,
     union,
+    union_all,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
 from integration_signals.config import Config
-from integration_signals.scoring.episodes import open_at
+from integration_signals.scoring.episodes import episodes_as_of, open_at
 from integration_signals.scoring.facts import ConnectionFacts, _info, integration_catalog
 from integration_signals.scoring.funnel import funnel_rows
 from integration_signals.scoring.impact_cache import cached_impact, impact_cache_key
@@ -54,8 +59,9 @@ from integration_signals.scoring.retention import (
     retained_at,
     ttv_rows,
 )
+from integration_signals.scoring.rules import KINDS
 from integration_signals.scoring.run import day_bounds
-from integration_signals.scoring.signals import SEGMENT_ORDER
+from integration_signals.scoring.signals import SEGMENT_ORDER, segments_for
 from integration_signals.scoring.tasks import tasks_as_of
 from integration_signals.store.feed import FEED_KEY
 from integration_signals.store.models import (
@@ -142,6 +148,78 @@ def _choice(name: str, value: str | None, allowed: Sequence[str]) -> str | None:
     return value
 
 
+def _scores_at(as_of: datetime, ids: Sequence[str] | None = None) -> Any:
+    """Each account's score as it was at ``as_of``, in the columns of ``account_scores``
+    the portfolio reads: the current row when it is not newer than ``as_of``, else the
+    newest ``score_history`` row at or before it (one indexed look-up per account on
+    ``ix_score_history_account_asof``); an account scored only after ``as_of`` has no
+    row (unscored then). ``reason`` and ``active_integrations`` are not kept in the
+    history: None for rows from it. The same rule as ``scoring.tasks.band_at``. With
+    ``ids``, only those accounts (a page's rows: no look-up for the others)."""
+    s, h = AccountScore.__table__, ScoreHistory.__table__
+    h2 = h.alias("h_newest")
+    newest = (
+        select(h2.c.id)
+        .where(h2.c.account_id == s.c.account_id, h2.c.as_of <= as_of)
+        .order_by(h2.c.as_of.desc(), h2.c.id.desc())
+        .limit(1)
+        .correlate(s)
+        .scalar_subquery()
+    )
+    current = select(
+        s.c.account_id,
+        s.c.score,
+        s.c.band,
+        s.c.stage,
+        s.c.reason,
+        s.c.active_integrations,
+        s.c.as_of,
+    ).where(s.c.as_of <= as_of)
+    if ids is not None:
+        current = current.where(s.c.account_id.in_(ids))
+    older = (
+        select(
+            h.c.account_id,
+            h.c.score,
+            h.c.band,
+            h.c.stage,
+            cast(null(), Text).label("reason"),
+            cast(null(), Integer).label("active_integrations"),
+            h.c.as_of,
+        )
+        .select_from(s.join(h, h.c.id == newest))
+        .where(s.c.as_of > as_of)
+    )
+    if ids is not None:
+        older = older.where(s.c.account_id.in_(ids))
+    return union_all(current, older).subquery("scores_at")
+
+
+def _segment_at(
+    name: str, scores: Any, account_id: Any, as_of: datetime, config: Config
+) -> ColumnElement[bool]:
+    """The SQL condition "the account was in segment ``name`` at ``as_of``": the rule
+    of ``scoring.signals.segments_for`` over its score at ``as_of`` (``_scores_at``)
+    and the episodes open then (``open_at``), so a filter or a tile of the past counts
+    what the rows of the past show."""
+    sig = Signal.__table__
+    conds: list[ColumnElement[bool]] = []
+    kinds = sorted(kind for kind, rule in KINDS.items() if rule.segment == name)
+    if kinds:
+        conds.append(
+            exists(
+                select(sig.c.id).where(
+                    sig.c.account_id == account_id, sig.c.kind.in_(kinds), open_at(as_of, sig)
+                )
+            )
+        )
+    if name == "at-risk":
+        conds.append(scores.c.band.in_(list(config.signals.at_risk_bands)))
+    if name == "onboarding":
+        conds.append(scores.c.stage == "onboarding")
+    return or_(*conds) if conds else false()
+
+
 def portfolio(
     engine: Engine,
     config: Config,
@@ -167,6 +245,12 @@ def portfolio(
     onboarding); ``owner`` matches the owner or the CSM; ``integration`` keeps accounts
     with a (not uninstalled) connection to it; ``q`` is a case-insensitive substring of
     the name, domain or account id. Tiles cover the filtered accounts.
+
+    At an ``as_of`` before some account's current score (a page of the past), scores,
+    bands, stages, segments, the tiles and the band / CRM-segment filters and sorts are
+    those of ``as_of``: each account's newest ``score_history`` row at or before it
+    (``_scores_at``) and its episodes open then, in the same queries (``past`` is true in
+    the answer). Accounts, plans, MRR, owners and connection states are today's.
     """
     as_of = as_utc(as_of)  # type: ignore[assignment]
     if sort not in SORTS:
@@ -183,13 +267,25 @@ def portfolio(
     q = (q or "").strip() or None
 
     a = Account.__table__
-    s = AccountScore.__table__
+    s: Any = AccountScore.__table__
     c = Connection.__table__
     h = ScoreHistory.__table__
     sig = Signal.__table__
-    joined = a.outerjoin(s, s.c.account_id == a.c.account_id)
 
     with engine.connect() as conn:
+        latest = as_utc(conn.execute(select(func.max(s.c.as_of))).scalar_one())
+        past = latest is not None and latest > as_of
+        if past:
+            s = _scores_at(as_of)
+
+            def in_segment(name: str) -> ColumnElement[bool]:
+                return _segment_at(name, s, a.c.account_id, as_of, config)
+        else:
+
+            def in_segment(name: str) -> ColumnElement[bool]:
+                return _has_segment(s.c.segments, name)
+
+        joined = a.outerjoin(s, s.c.account_id == a.c.account_id)
         where: list[ColumnElement[bool]] = []
         if band == "unscored":
             where.append(s.c.band.is_(None))
@@ -198,7 +294,7 @@ def portfolio(
         if segment is not None:
             where.append(a.c.segment == segment)
         if crm_segment is not None:
-            where.append(_has_segment(s.c.segments, crm_segment))
+            where.append(in_segment(crm_segment))
         if owner is not None:
             where.append(or_(a.c.owner == owner, a.c.csm == owner))
         if integration is not None:
@@ -269,6 +365,9 @@ def portfolio(
 
         rows_by_id: dict[str, dict[str, Any]] = {}
         if page_ids:
+            # the past: the page's accounts' look-ups only, not every account's again
+            ps = _scores_at(as_of, page_ids) if past else s
+            page_joined = a.outerjoin(ps, ps.c.account_id == a.c.account_id)
             for r in conn.execute(
                 select(
                     a.c.account_id,
@@ -280,23 +379,27 @@ def portfolio(
                     a.c.owner,
                     a.c.csm,
                     a.c.is_stub,
-                    s.c.score,
-                    s.c.band,
-                    s.c.stage,
-                    s.c.reason,
-                    s.c.segments,
-                    s.c.active_integrations,
-                    s.c.as_of.label("scored_as_of"),
+                    ps.c.score,
+                    ps.c.band,
+                    ps.c.stage,
+                    ps.c.reason,
+                    (null() if past else ps.c.segments).label("segments"),
+                    ps.c.active_integrations,
+                    ps.c.as_of.label("scored_as_of"),
                     previous.label("previous_week"),
                     open_signals.label("open_signals"),
                 )
-                .select_from(joined)
+                .select_from(page_joined)
                 .where(a.c.account_id.in_(page_ids))
             ).mappings():
                 rows_by_id[r["account_id"]] = dict(r)
             trends = _trends(conn, page_ids, as_of)
+            if past:
+                _segments_then(conn, config, as_of, rows_by_id)
 
-        tiles, total = _tiles(conn, joined, where, integration)
+        tiles, total = _tiles(
+            conn, joined, where, integration, s, (as_of, config) if past else None
+        )
         choices = _portfolio_choices(conn)
 
     rows = []
@@ -321,6 +424,7 @@ def portfolio(
         )
     return {
         "as_of": as_of,
+        "past": past,
         "filters": {
             "sort": sort,
             "order": order,
@@ -339,6 +443,24 @@ def portfolio(
         "tiles": tiles,
         "choices": choices,
     }
+
+
+def _segments_then(
+    conn: Any, config: Config, as_of: datetime, rows: dict[str, dict[str, Any]]
+) -> None:
+    """Set each row's ``segments`` to those it had at ``as_of``: ``segments_for`` over
+    its score then (the row's band and stage) and its episodes open then, as the health
+    card of that moment computes them."""
+    kinds: dict[str, list[str]] = defaultdict(list)
+    for e in episodes_as_of(conn, as_of, account_ids=list(rows)):
+        if e["status"] == "open":
+            kinds[e["account_id"]].append(e["kind"])
+    for aid, r in rows.items():
+        if r["band"] is None:
+            r["segments"] = []
+            continue
+        acct = SimpleNamespace(band=r["band"], stage=r["stage"], tenure_days=None)
+        r["segments"] = segments_for(acct, kinds.get(aid, ()), config.signals)  # type: ignore[arg-type]
 
 
 def _trends(conn: Any, ids: list[str], as_of: datetime) -> dict[str, list[dict[str, Any]]]:
@@ -365,7 +487,7 @@ def _trends(conn: Any, ids: list[str], as_of: datetime) -> dict[str, list[dict[s
         out[aid] = [{"at": lo, "score": score}]  # the last of equal timestamps wins
     for aid, at, score in conn.execute(
         select(h.c.account_id, h.c.as_of, h.c.score)
-        .where(h.c.account_id.in_(ids), h.c.as_of >= lo, h.c.as_of < hi)
+        .where(h.c.account_id.in_(ids), h.c.as_of >= lo, h.c.as_of < hi, h.c.as_of <= as_of)
         .order_by(h.c.account_id, h.c.as_of, h.c.id)
     ):
         out[aid].append({"at": as_utc(at), "score": score})
@@ -377,23 +499,71 @@ def _tiles(
     joined: Any,
     where: list[ColumnElement[bool]],
     integration: str | None,
+    s: Any,
+    past: tuple[datetime, Config] | None = None,
 ) -> tuple[dict[str, Any], int]:
     """Accounts per band, MRR at risk and expansion-ready, broken connections: one
-    GROUP BY band and segment list (a handful of groups), summed here."""
+    GROUP BY band and segment list (a handful of groups), summed here. ``s`` is
+    ``account_scores`` or the scores of a past moment (``_scores_at``); for the past
+    (``past``: its moment and the config) the query groups by band and two flags, at
+    risk and expansion-ready then (the rule of ``_segment_at``, with the episodes open
+    then read in one pass over the signals grouped by account, not a look-up per
+    account), instead of the stored segment list."""
     a = Account.__table__
-    s = AccountScore.__table__
     c = Connection.__table__
-    segments_text = cast(s.c.segments, Text)
     bands = dict.fromkeys((*BANDS, "unscored"), 0)
     totals = {"accounts": 0, "mrr": 0.0, "at_risk": [0, 0.0], "expansion-ready": [0, 0.0]}
-    for band, segments, n, mrr in conn.execute(
-        select(s.c.band, segments_text, func.count(), func.sum(a.c.mrr))
-        .select_from(joined)
-        .where(*where)
-        .group_by(s.c.band, segments_text)
-    ):
+    if past is None:
+        segments_text = cast(s.c.segments, Text)
+        groups = (
+            select(s.c.band, segments_text, func.count(), func.sum(a.c.mrr))
+            .select_from(joined)
+            .where(*where)
+            .group_by(s.c.band, segments_text)
+        )
+    else:
+        as_of, config = past
+        sig = Signal.__table__
+
+        def kind_flag(segment: str) -> Any:
+            kinds = sorted(kind for kind, rule in KINDS.items() if rule.segment == segment)
+            return func.max(case((sig.c.kind.in_(kinds), 1), else_=0)).label(segment)
+
+        open_then = (
+            select(sig.c.account_id, kind_flag("at-risk"), kind_flag("expansion-ready"))
+            .where(open_at(as_of, sig))
+            .group_by(sig.c.account_id)
+            .subquery("open_then")
+        )
+        at_risk = or_(
+            s.c.band.in_(list(config.signals.at_risk_bands)),
+            open_then.c["at-risk"] == 1,
+        )
+        flags = (
+            select(
+                s.c.band.label("band"),
+                case((at_risk, 1), else_=0).label("at_risk"),
+                case((open_then.c["expansion-ready"] == 1, 1), else_=0).label("expansion"),
+                a.c.mrr.label("mrr"),
+            )
+            .select_from(joined.outerjoin(open_then, open_then.c.account_id == a.c.account_id))
+            .where(*where)
+            .subquery("flags")
+        )
+        groups = select(
+            flags.c.band,
+            flags.c.at_risk,
+            flags.c.expansion,
+            func.count(),
+            func.sum(flags.c.mrr),
+        ).group_by(flags.c.band, flags.c.at_risk, flags.c.expansion)
+    for band, *seg, n, mrr in conn.execute(groups):
         mrr = float(mrr or 0)
-        names = set(json.loads(segments)) if segments else set()
+        if past is None:
+            names = set(json.loads(seg[0])) if seg[0] else set()
+        else:
+            names = {"at-risk"} if seg[0] else set()
+            names |= {"expansion-ready"} if seg[1] else set()
         key = band if band in bands else "unscored"
         bands[key] += n
         totals["accounts"] += n

@@ -7,6 +7,7 @@ the past says so and does not poll."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from html.parser import HTMLParser
 from typing import Any
@@ -20,7 +21,7 @@ from integration_signals.config import load_config
 from integration_signals.scoring import tasks as task_ops
 from integration_signals.scoring.replay import day_end, replay
 from integration_signals.store.ingest import Ingestor, read_objects
-from integration_signals.store.models import AccountScore, ScoreHistory, Task
+from integration_signals.store.models import AccountScore, ScoreHistory, Signal, Task
 from integration_signals.store.sql import as_utc
 from integration_signals.web.auth import add_user
 from tests.scoring import replay_world as world
@@ -323,3 +324,138 @@ def test_tasks_of_a_moment_show_the_band_of_that_moment_in_the_cli_and_the_web(
                 assert web[t["id"]] == expected, (when, t["account_id"])
                 changed += expected != current[t["account_id"]]
     assert changed, "the story has no task of an account whose band changed after T"
+
+
+def _scores_then(engine, at):  # type: ignore[no-untyped-def]
+    """Account -> (score, band, stage) of its newest score_history row at or before
+    ``at`` (absent before the first), read in Python: the oracle for the portfolio."""
+    h = ScoreHistory.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(h.c.account_id, h.c.as_of, h.c.score, h.c.band, h.c.stage).order_by(
+                h.c.as_of, h.c.id
+            )
+        ).all()
+    out = {}
+    for row in rows:
+        if as_utc(row.as_of) <= at:
+            out[row.account_id] = (row.score, row.band, row.stage)
+    return out
+
+
+def _segments_then(engine, at, band, stage, account):  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    from integration_signals.scoring.signals import segments_for
+
+    s = Signal.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(s.c.account_id, s.c.kind, s.c.fired_at, s.c.resolved_at).where(
+                s.c.account_id == account
+            )
+        ).all()
+    kinds = [
+        r.kind
+        for r in rows
+        if as_utc(r.fired_at) <= at and (r.resolved_at is None or as_utc(r.resolved_at) > at)
+    ]
+    acct = SimpleNamespace(band=band, stage=stage, tenure_days=None)
+    return segments_for(acct, kinds, CONFIG.signals)
+
+
+def test_the_portfolio_of_a_moment_shows_scores_bands_segments_and_tiles_of_that_moment(
+    cli, story, serve_web
+):  # type: ignore[no-untyped-def]
+    """`/?as_of=T` and `/api/portfolio?as_of=T`: each account's score, band and CRM
+    segments are those it had at T (its newest score_history row at or before T and the
+    episodes open then), also for an account whose band changed after T; the band tiles,
+    the band and CRM-segment filters and the band sort count the same; and
+    `signals health X --as-of T` and `signals score --as-of T --json` (the read-only
+    what-if) agree with the row at the end of each day."""
+    engine = story[0]
+    with engine.connect() as conn:
+        current = dict(conn.execute(select(AccountScore.account_id, AccountScore.band)).all())
+    url = serve_web(load_config(None))
+    changed = 0
+    with httpx.Client(base_url=url, timeout=30, follow_redirects=False) as client:
+        client.post("/login", data={"email": "dana@example.com", "password": PASSWORD})
+        now = client.get("/api/portfolio").json()
+        assert now["past"] is False
+        for d in range(1, world.DAYS, 8):
+            end = day_end(world.START + timedelta(days=d))
+            for at in (end, end - timedelta(hours=6)):
+                when = at.isoformat()
+                then = _scores_then(engine, at)
+                view = client.get("/api/portfolio", params={"as_of": when}).json()
+                assert view["past"] is True, when
+                rows = {r["account_id"]: r for r in view["rows"]}
+                assert set(rows) == set(ACCOUNTS), when
+                bands = dict.fromkeys(("at_risk", "watch", "healthy", "unscored"), 0)
+                for account in ACCOUNTS:
+                    score, band, stage = then.get(account, (None, None, None))
+                    row = rows[account]
+                    assert (row["score"], row["band"], row["stage"]) == (score, band, stage), (
+                        when,
+                        account,
+                    )
+                    expected_segments = (
+                        [] if band is None else _segments_then(engine, at, band, stage, account)
+                    )
+                    assert row["segments"] == expected_segments, (when, account)
+                    bands[band or "unscored"] += 1
+                    changed += band != current[account]
+                    if row["scored_as_of"] is not None:
+                        assert as_utc_iso(row["scored_as_of"]) <= at
+                    for point in row["trend_30d"]:
+                        assert as_utc_iso(point["at"]) <= at
+                assert view["tiles"]["bands"] == bands, when
+                for band, n in bands.items():
+                    only = client.get("/api/portfolio", params={"as_of": when, "band": band})
+                    assert only.json()["total"] == n, (when, band)
+                    assert {r["band"] or "unscored" for r in only.json()["rows"]} <= {band}
+                at_risk = {a for a, r in rows.items() if "at-risk" in r["segments"]}
+                filtered = client.get(
+                    "/api/portfolio", params={"as_of": when, "crm_segment": "at-risk"}
+                ).json()
+                assert {r["account_id"] for r in filtered["rows"]} == at_risk, when
+                assert view["tiles"]["at_risk_accounts"] == len(at_risk), when
+                assert view["tiles"]["at_risk_mrr"] == 5000 * len(at_risk), when
+                expansion = {a for a, r in rows.items() if "expansion-ready" in r["segments"]}
+                assert view["tiles"]["expansion_ready_accounts"] == len(expansion), when
+                expanding = client.get(
+                    "/api/portfolio", params={"as_of": when, "crm_segment": "expansion-ready"}
+                ).json()
+                assert {r["account_id"] for r in expanding["rows"]} == expansion, when
+                by_band = client.get(
+                    "/api/portfolio", params={"as_of": when, "sort": "band"}
+                ).json()["rows"]
+                order = {"at_risk": 0, "watch": 1, "healthy": 2}
+                ranks = [order.get(r["band"], 3) for r in by_band]
+                assert ranks == sorted(ranks), when
+
+                html = client.get("/", params={"as_of": when}).text
+                for account in ACCOUNTS:
+                    band = then.get(account, (None, None, None))[1]
+                    cell = re.search(rf'<tr data-live-account="{account}".*?</tr>', html, re.DOTALL)
+                    assert cell is not None, (when, account)
+                    if band is not None:
+                        assert f"band-{band}" in cell.group(0), (when, account)
+
+                if at == end:
+                    score_doc = json.loads(cli("score", "--as-of", when, "--json").stdout)
+                    what_if = {a["account_id"]: a for a in score_doc["accounts"]}
+                    for account in ACCOUNTS:
+                        row = rows[account]
+                        card = json.loads(cli("health", account, "--as-of", when, "--json").stdout)
+                        if row["score"] is None:
+                            continue
+                        assert (card["score"], card["band"]) == (row["score"], row["band"]), (
+                            when,
+                            account,
+                        )
+                        assert card["segments"] == row["segments"], (when, account)
+                        mine = what_if[account]
+                        assert (mine["score"], mine["band"]) == (row["score"], row["band"])
+                        assert mine["segments"] == row["segments"], (when, account)
+    assert changed, "the story has no account whose band changed after a moment shown"
